@@ -1,0 +1,56 @@
+"""Command line: ``python -m gwnlib book`` executes the chapters and builds the book.
+
+``python3 make.py book`` (at the top of the checkout) creates the environment first and then runs
+this; inside an environment that already has gwnlib, call it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gwnlib import DEVICES, PRESETS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gwnlib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    book = commands.add_parser("book", help="execute every chapter with papermill and build HTML")
+    book.add_argument(
+        "--preset", default="smoke", help=f"one of {', '.join(PRESETS)} (default: smoke)"
+    )
+    book.add_argument(
+        "--device", default="auto", help=f"one of {', '.join(DEVICES)} (default: auto)"
+    )
+    book.add_argument("--out", default=None, help="build folder (default: _build at the top)")
+    book.add_argument(
+        "--only", nargs="+", metavar="CHAPTER", help="execute only these chapters (file names)"
+    )
+    book.add_argument(
+        "--no-html", action="store_true", help="execute and write the status page, skip HTML"
+    )
+    args = parser.parse_args(argv)
+
+    from gwnlib import book as book_module
+
+    kwargs = {"out": args.out} if args.out else {}
+    try:
+        runs, index = book_module.build(
+            preset=args.preset, device=args.device, only=args.only, html=not args.no_html, **kwargs
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = [run for run in runs if not run.ok]
+    for run in failed:
+        print(f"chapter {run.file} failed: {run.error}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(runs)} chapter(s) failed; HTML not built", file=sys.stderr)
+        return 1
+    if index is not None:
+        print(f"Book built: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

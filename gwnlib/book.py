@@ -1,0 +1,278 @@
+"""Build the book: execute every chapter with papermill, write the status page, build the HTML.
+
+The chapters in ``book/`` are committed without outputs. A build copies the book into a staging
+folder (``_build/source``), executes each notebook listed in ``_toc.yml`` top to bottom in a fresh
+kernel with the chosen ``preset`` and ``device`` injected into its ``parameters`` cell, writes the
+execution-status page (``book/status.md``: preset, device, wall time and versions for each chapter,
+in the spirit of QuantEcon's execution statistics) and builds HTML from the executed notebooks with
+Jupyter Book 1, execution off and warnings as errors. Run it with ``python -m gwnlib book``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gwnlib import __version__
+from gwnlib.runtime import check_preset, hardware
+from gwnlib.runtime import device as resolve_device
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STATUS_PAGE = "book/status.md"
+KERNEL_NAME = "python3"
+
+
+@dataclass
+class ChapterRun:
+    """The outcome of executing one chapter."""
+
+    file: str  # path relative to the book root, e.g. "book/getting_started.ipynb"
+    preset: str
+    device: str  # the resolved device, e.g. "cpu" or "cuda"
+    seconds: float
+    ok: bool
+    error: str | None = None
+
+
+def toc_files(root: Path = PROJECT_ROOT) -> list[Path]:
+    """Every page listed in ``root/_toc.yml`` (format ``jb-book``), in reading order.
+
+    Entries without a suffix are resolved to the ``.ipynb`` or ``.md`` file that exists; a missing
+    file is an error, so a typo in the table of contents fails the build early.
+    """
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    entries: list[str] = [toc["root"]]
+
+    def walk(items: list[dict]) -> None:
+        for item in items:
+            if "file" in item:
+                entries.append(item["file"])
+            for key in ("parts", "chapters", "sections"):
+                walk(item.get(key, []))
+
+    walk([toc])
+    return [_resolve_page(root, entry) for entry in entries]
+
+
+def _resolve_page(root: Path, entry: str) -> Path:
+    path = root / entry
+    if path.suffix in (".ipynb", ".md") and path.is_file():
+        return path
+    for suffix in (".ipynb", ".md"):
+        candidate = path.with_name(path.name + suffix)
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"_toc.yml lists {entry!r}, but no {entry}.ipynb or {entry}.md exists")
+
+
+def chapters(root: Path = PROJECT_ROOT) -> list[Path]:
+    """The executable chapters: the notebooks listed in ``_toc.yml``, in reading order."""
+    return [page for page in toc_files(root) if page.suffix == ".ipynb"]
+
+
+def stage(out: Path, root: Path = PROJECT_ROOT) -> Path:
+    """Copy the book sources (``_config.yml``, ``_toc.yml``, ``book/``) into ``out/source``."""
+    source = out / "source"
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, source / name)
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "_build", "__pycache__")
+    shutil.copytree(root / "book", source / "book", ignore=ignore)
+    return source
+
+
+def execute_chapter(
+    notebook: Path,
+    output: Path,
+    preset: str,
+    device: str,
+    resolved_device: str,
+    label: str | None = None,
+) -> ChapterRun:
+    """Run ``notebook`` top to bottom in a fresh kernel with papermill, writing ``output``.
+
+    ``preset`` and ``device`` are injected into the notebook's ``parameters`` cell. A failing cell
+    does not raise: the executed notebook (with the traceback) is still written and the returned
+    :class:`ChapterRun` says what failed. ``label`` names the chapter (default: the file name).
+    """
+    import papermill
+
+    # Keeps the debugger's note on frozen modules out of the outputs.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # The kernel inherits this environment: a non-inline MPLBACKEND (Agg, say) would make every
+    # figure silently vanish from the book, so the kernel never sees it.
+    saved_backend = os.environ.pop("MPLBACKEND", None)
+    start = time.perf_counter()
+    error = None
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters={"preset": preset, "device": device},
+            kernel_name=KERNEL_NAME,
+            cwd=str(output.parent),
+            progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as exc:
+        error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    finally:
+        if saved_backend is not None:
+            os.environ["MPLBACKEND"] = saved_backend
+    seconds = time.perf_counter() - start
+    return ChapterRun(
+        file=label or notebook.name,
+        preset=preset,
+        device=resolved_device,
+        seconds=seconds,
+        ok=error is None,
+        error=error,
+    )
+
+
+def execute_all(
+    source: Path,
+    preset: str = "smoke",
+    device: str = "auto",
+    only: list[str] | None = None,
+    progress: bool = True,
+) -> list[ChapterRun]:
+    """Execute, in place in the staged ``source`` folder, every chapter of its ``_toc.yml``.
+
+    ``only`` restricts the run to chapters whose file name (with or without ``.ipynb``) is listed.
+    An unknown ``preset`` or ``device`` fails here, before any chapter starts.
+    """
+    check_preset(preset)
+    resolved = str(resolve_device(device))
+    notebooks = chapters(source)
+    if only:
+        wanted = {Path(name).stem for name in only}
+        unknown = wanted - {nb.stem for nb in notebooks}
+        if unknown:
+            names = ", ".join(nb.stem for nb in notebooks)
+            raise ValueError(
+                f"only names unknown chapters {sorted(unknown)}; chapters are: {names}"
+            )
+        notebooks = [nb for nb in notebooks if nb.stem in wanted]
+    runs = []
+    for i, notebook in enumerate(notebooks, 1):
+        rel = notebook.relative_to(source).as_posix()
+        if progress:
+            print(
+                f"[{i}/{len(notebooks)}] {rel} (preset {preset}, device {resolved}) ...", flush=True
+            )
+        run = execute_chapter(notebook, notebook, preset, device, resolved, label=rel)
+        if progress:
+            verdict = "ok" if run.ok else f"FAILED: {run.error}"
+            print(f"    {run.seconds:.1f} s, {verdict}", flush=True)
+        runs.append(run)
+    return runs
+
+
+def write_status(source: Path, runs: list[ChapterRun], preset: str, device: str) -> Path:
+    """Write the execution-status page into the staged book and ``status.json`` beside it."""
+    import torch
+
+    now = datetime.now(timezone.utc)
+    resolved = runs[0].device if runs else str(resolve_device(device))
+    lines = [
+        "# Execution status",
+        "",
+        "This page is written by the build (`python -m gwnlib book`). Each chapter below was run",
+        "top to bottom in a fresh kernel by papermill, with the preset and device shown; the book",
+        "shows those outputs. The `smoke` preset only checks that the code runs: its numbers are",
+        "not a reproduction of the paper.",
+        "",
+        f"- Built: {now:%Y-%m-%d %H:%M} UTC",
+        f"- Preset: `{preset}`; device parameter `{device}`, resolved to `{resolved}`",
+        f"- Hardware: {hardware(resolved)}",
+        f"- Software: gwnlib {__version__}, torch {torch.__version__}, "
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}",
+        "",
+        "| Chapter | Preset | Device | Wall time | torch | gwnlib | Status |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        doc = "/" + run.file.removesuffix(".ipynb")
+        status = "passed" if run.ok else f"**failed**: {_escape_cell(run.error or '')}"
+        lines.append(
+            f"| {{doc}}`{doc}` | {run.preset} | {run.device} | {run.seconds:.1f} s "
+            f"| {torch.__version__} | {__version__} | {status} |"
+        )
+    total = sum(run.seconds for run in runs)
+    lines += ["", f"Total execution time: {total:.1f} s for {len(runs)} chapter(s).", ""]
+    page = source / STATUS_PAGE
+    page.write_text("\n".join(lines), encoding="utf-8")
+    record = {
+        "built_utc": now.isoformat(timespec="seconds"),
+        "preset": preset,
+        "device": device,
+        "resolved_device": resolved,
+        "hardware": hardware(resolved),
+        "gwnlib": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "chapters": [asdict(run) for run in runs],
+    }
+    (source.parent / "status.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return page
+
+
+def _escape_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def build_html(source: Path, out: Path) -> Path:
+    """Build HTML from the staged, executed book with Jupyter Book 1 (execution off, ``-W``).
+
+    Jupyter Book writes the Sphinx ``conf.py`` from ``_config.yml`` and ``_toc.yml``; Sphinx then
+    builds into ``out/html`` with warnings as errors. Returns the path of ``index.html``.
+    """
+    bindir = Path(sys.executable).parent
+    jupyter_book = shutil.which("jupyter-book", path=str(bindir)) or shutil.which("jupyter-book")
+    if jupyter_book is None:
+        raise RuntimeError("jupyter-book is not installed: pip install 'gwnlib[book]'")
+    subprocess.run([jupyter_book, "config", "sphinx", str(source)], check=True)
+    html = out / "html"
+    if html.exists():
+        shutil.rmtree(html)
+    cmd = [
+        sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q",
+        "-d", str(out / "doctrees"), str(source), str(html),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    return html / "index.html"
+
+
+def build(
+    preset: str = "smoke",
+    device: str = "auto",
+    out: Path | str = PROJECT_ROOT / "_build",
+    only: list[str] | None = None,
+    html: bool = True,
+) -> tuple[list[ChapterRun], Path | None]:
+    """Execute every chapter and build the book; see the module docstring.
+
+    Returns the chapter runs and the path of the built ``index.html`` (``None`` when ``html`` is
+    false or a chapter failed: a book with a failed chapter is not built).
+    """
+    check_preset(preset)
+    resolve_device(device)
+    out = Path(out).resolve()
+    source = stage(out)
+    runs = execute_all(source, preset=preset, device=device, only=only)
+    write_status(source, runs, preset=preset, device=device)
+    if not html or not all(run.ok for run in runs):
+        return runs, None
+    return runs, build_html(source, out)

@@ -1,0 +1,186 @@
+"""The book: its table of contents, clean chapter notebooks, and a real smoke build.
+
+The slow tests execute every chapter of ``_toc.yml`` in the ``smoke`` preset with papermill (as the
+book build does) and build the HTML from those executed notebooks with warnings as errors.
+"""
+
+import ast
+import json
+import os
+import re
+
+import papermill
+import pytest
+import yaml
+
+import gwnlib
+from gwnlib import book
+from gwnlib.__main__ import main as cli
+
+ROOT = book.PROJECT_ROOT
+CHAPTERS = book.chapters()
+ALL_NOTEBOOKS = sorted((ROOT / "book").rglob("*.ipynb"))
+
+
+def load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def code_cells(nb):
+    return [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+
+
+def test_toc_lists_the_skeleton_pages():
+    pages = [p.relative_to(ROOT).as_posix() for p in book.toc_files()]
+    assert pages[0] == "book/intro.md"
+    for page in ("book/status.md", "book/references.md", "book/getting_started.ipynb"):
+        assert page in pages
+    assert CHAPTERS, "the book has no executable chapter"
+
+
+def test_every_notebook_is_in_the_toc():
+    # only_build_toc_files: a notebook missing from _toc.yml would silently not be built.
+    assert set(ALL_NOTEBOOKS) == set(CHAPTERS)
+
+
+def test_a_missing_toc_entry_is_an_error(tmp_path):
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: nope\n")
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        book.toc_files(tmp_path)
+
+
+def test_config_executes_nothing_itself_and_enables_the_extensions():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["only_build_toc_files"] is True
+    assert {"sphinx_proof", "sphinx_exercise"} <= set(config["sphinx"]["extra_extensions"])
+    for bib in config["bibtex_bibfiles"]:
+        assert (ROOT / bib).is_file()
+    assert "deandrade2026gwn" in (ROOT / "book/references.bib").read_text()
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_committed_without_outputs(path):
+    for cell in code_cells(load(path)):
+        assert cell["outputs"] == [], f"{path.name} has outputs: clear them before committing"
+        assert cell["execution_count"] is None, f"{path.name} has execution counts"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapters_have_a_parameters_cell(path):
+    cells = code_cells(load(path))
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name} needs exactly one code cell tagged 'parameters'"
+    values = {}
+    for node in ast.parse("".join(tagged[0]["source"])).body:
+        assert isinstance(node, ast.Assign), "the parameters cell holds plain assignments only"
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    assert values.get("preset") in gwnlib.PRESETS
+    assert values.get("device") in ("auto", "cpu", "cuda")
+    assert isinstance(values.get("seed", 0), int)
+    assert "gwnlib.setup(" in "".join("".join(c["source"]) for c in cells), (
+        f"{path.name} must check its parameters with gwnlib.setup"
+    )
+
+
+def test_status_page_lists_each_chapter(tmp_path):
+    (tmp_path / "book").mkdir()
+    runs = [
+        book.ChapterRun("book/a.ipynb", "smoke", "cpu", 1.25, True),
+        book.ChapterRun("book/b.ipynb", "smoke", "cpu", 3.0, False, "cell 4: ValueError: x | y"),
+    ]
+    page = book.write_status(tmp_path, runs, preset="smoke", device="auto").read_text()
+    assert "{doc}`/book/a` | smoke | cpu | 1.2 s |" in page
+    assert "**failed**: cell 4: ValueError: x \\| y" in page
+    assert "resolved to `cpu`" in page and gwnlib.__version__ in page
+    record = json.loads((tmp_path.parent / "status.json").read_text())
+    assert [c["ok"] for c in record["chapters"]] == [True, False]
+
+
+def test_cli_rejects_unknown_preset_and_device(tmp_path, capsys):
+    assert cli(["book", "--preset", "huge", "--out", str(tmp_path)]) == 2
+    assert "preset must be one of smoke, short, paper" in capsys.readouterr().err
+    assert cli(["book", "--device", "tpu", "--out", str(tmp_path)]) == 2
+    assert "device must be one of auto, cpu, cuda, cuda:N" in capsys.readouterr().err
+    assert not (tmp_path / "source").exists(), "nothing may be staged before parameters are checked"
+
+
+def test_unknown_chapter_in_only_is_an_error(tmp_path):
+    source = book.stage(tmp_path)
+    with pytest.raises(ValueError, match="unknown chapters"):
+        book.execute_all(source, only=["no_such_chapter"], progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("preset", "huge", "preset must be one of smoke, short, paper"),
+        ("device", "tpu", "device must be one of auto, cpu, cuda, cuda:N"),
+    ],
+)
+def test_a_chapter_stops_at_once_on_bad_parameters(tmp_path, name, value, message):
+    chapter = CHAPTERS[0]
+    out = tmp_path / chapter.name
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        papermill.execute_notebook(
+            str(chapter), str(out), parameters={name: value}, progress_bar=False, cwd=str(tmp_path)
+        )
+    assert info.value.ename == "ValueError" and message in info.value.evalue
+    # It failed in the first cell after the parameters: nothing else ran.
+    executed = [c for c in code_cells(load(out)) if c["execution_count"] is not None]
+    tags = [c["metadata"].get("tags", []) for c in executed]
+    assert len(executed) == 3 and "injected-parameters" in tags[1]
+
+
+@pytest.fixture(scope="session")
+def executed_book(tmp_path_factory):
+    # Set on purpose: the executor must keep a non-inline backend away from the kernels.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MPLBACKEND", "Agg")
+    out = tmp_path_factory.mktemp("book")
+    source = book.stage(out)
+    runs = book.execute_all(source, preset="smoke", device="cpu", progress=False)
+    book.write_status(source, runs, preset="smoke", device="cpu")
+    assert os.environ["MPLBACKEND"] == "Agg", "the executor restores the caller's environment"
+    mp.undo()
+    return out, source, {run.file: run for run in runs}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_runs_in_the_smoke_preset(executed_book, path):
+    _, source, runs = executed_book
+    run = runs[path.relative_to(ROOT).as_posix()]
+    assert run.ok, f"{path.name} failed: {run.error}"
+    assert run.preset == "smoke" and run.device == "cpu"
+    executed = load(source / path.relative_to(ROOT))
+    for cell in code_cells(executed):
+        assert cell["execution_count"] is not None, "every cell runs, top to bottom"
+        for output in cell["outputs"]:
+            assert output["output_type"] != "error"
+            # Warnings and stray logs land in the book: a chapter prints nothing to stderr.
+            if output["output_type"] == "stream":
+                assert output["name"] == "stdout", "".join(output["text"])[:500]
+
+
+@pytest.mark.slow
+def test_book_builds_with_warnings_as_errors(executed_book):
+    out, _, runs = executed_book
+    index = book.build_html(out / "source", out)
+    html = index.parent
+    assert index.is_file()
+    status = (html / "book" / "status.html").read_text()
+    assert "smoke" in status and "Execution status" in status
+    for file in runs:
+        stem = file.removesuffix(".ipynb")
+        assert f'href="{stem.split("/")[-1]}.html"' in status or f"{stem}.html" in status
+        page = (html / f"{stem}.html").read_text()
+        assert re.search(r'<img[^>]+src="[^"]+\.png"', page), f"{stem}: no figure in the page"
+    chapter = (html / "book" / "getting_started.html").read_text()
+    assert "exercise" in chapter and "solution" in chapter and "dropdown" in chapter
+    intro = (html / "index.html").read_text() + (html / "book" / "intro.html").read_text()
+    assert "Transmit and receive rates" in intro  # a sphinx-proof definition
+    references = (html / "book" / "references.html").read_text()
+    assert "Gray-Wyner" in references

@@ -1,0 +1,116 @@
+"""The package, its version ranges, the tested lock and environment.yml agree with each other."""
+
+import importlib.metadata
+import re
+import sys
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+import gwnlib
+from gwnlib.runtime import _PROJECT_ROOT as ROOT
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+sys.path.insert(0, str(ROOT))
+import make  # noqa: E402  (the stdlib-only bootstrap at the top of the checkout)
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+ISSUE_DEPENDENCIES = {
+    "torch", "torchvision", "compressai", "numpy", "matplotlib", "ipywidgets", "papermill", "tqdm",
+}  # fmt: skip
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements-lock.txt").read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==([^\s;]+)", line)
+        assert match, f"lock line is not a plain pin: {line!r}"
+        name = canonicalize_name(match[1])
+        assert name not in pins, f"{name} is pinned twice"
+        pins[name] = match[2]
+    return pins
+
+
+def declared_requirements() -> list[Requirement]:
+    project = PYPROJECT["project"]
+    reqs = [Requirement(r) for r in project["dependencies"]]
+    for extra in project["optional-dependencies"].values():
+        reqs += [Requirement(r) for r in extra]
+    return reqs
+
+
+def test_version_is_the_installed_metadata_version():
+    assert importlib.metadata.version("gwnlib") == gwnlib.__version__
+    assert Version(gwnlib.__version__)
+
+
+def test_python_floor_and_core_dependencies():
+    assert PYPROJECT["project"]["requires-python"] == ">=3.10"
+    core = {canonicalize_name(Requirement(r).name) for r in PYPROJECT["project"]["dependencies"]}
+    assert core >= ISSUE_DEPENDENCIES
+    for req in declared_requirements():
+        assert req.specifier, f"{req.name} has no version range in pyproject.toml"
+
+
+def test_every_declared_dependency_is_pinned_within_its_range():
+    pins = lock_pins()
+    assert "gwnlib" not in pins
+    for req in declared_requirements():
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{name} is declared in pyproject.toml but not pinned in the lock"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"lock pins {name}=={pins[name]}, outside pyproject's range {req.specifier}"
+        )
+
+
+def test_torch_and_torchvision_pins_are_a_released_pair():
+    # torchvision 0.N pairs with torch 2.(N - 15): 0.29 <-> 2.14, 0.19 <-> 2.4.
+    pins = lock_pins()
+    torch_minor = Version(pins["torch"]).minor
+    vision = Version(pins["torchvision"])
+    assert Version(pins["torch"]).major == 2 and vision.major == 0
+    assert vision.minor == torch_minor + 15, (pins["torch"], pins["torchvision"])
+
+
+def test_environment_matches_the_lock():
+    if make.locked_python() != f"{sys.version_info.major}.{sys.version_info.minor}":
+        pytest.skip("the lock was tested on another Python; make.py installs ranges here")
+    pins = lock_pins()
+    mismatched = {}
+    for dist in importlib.metadata.distributions():
+        name = canonicalize_name(dist.metadata["Name"])
+        if name in pins and Version(dist.version).public != Version(pins[name]).public:
+            mismatched[name] = (dist.version, pins[name])
+    assert not mismatched, f"installed versions differ from requirements-lock.txt: {mismatched}"
+
+
+def test_environment_yml_is_in_sync_with_the_lock():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    assert f"python={make.locked_python()}" in deps
+    (pip_section,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    assert "-c requirements-lock.txt" in pip_section
+    assert "-e .[book,test]" in pip_section
+    pinned = {}
+    for line in pip_section:
+        if line.startswith("-"):
+            continue
+        req = Requirement(line)
+        (spec,) = req.specifier
+        assert spec.operator == "==", line
+        pinned[canonicalize_name(req.name)] = spec.version
+    declared = {canonicalize_name(r.name) for r in declared_requirements()}
+    assert set(pinned) == declared, "environment.yml must list exactly pyproject's dependencies"
+    pins = lock_pins()
+    assert {n: pins[n] for n in pinned} == pinned
+
+
+def test_make_installs_the_extras_that_pyproject_defines():
+    extras = set(PYPROJECT["project"]["optional-dependencies"])
+    assert set(make.EXTRAS.split(",")) == extras
