@@ -114,3 +114,7 @@ def test_tolerance_is_tight_and_dimensions_are_checked():
         conditional_mutual_information(np.full((2, 2), 0.25))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         binary_entropy(1.5)
+
+
+def test_a_certain_outcome_has_exactly_zero_entropy():
+    assert str(entropy([1.0])) == "0.0"  # not -0.0, which prints as "-0.0000" in tables

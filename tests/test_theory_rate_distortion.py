@@ -10,6 +10,7 @@ from gwnlib.theory.rate_distortion import (
     conditional_rate_distortion,
     hamming_distortion,
     joint_rate_distortion,
+    joint_rate_distortion_at,
     rate_distortion,
     rate_distortion_curve,
     squared_error_distortion,
@@ -109,3 +110,13 @@ def test_bad_arguments_are_rejected():
         binary_rate_distortion(1.5, 0.1)
     with pytest.raises(ValueError, match="m must be"):
         uniform_rate_distortion(1, 0.1)
+
+
+def test_joint_rate_distortion_at_a_target():
+    a = 0.1
+    point = joint_rate_distortion_at(dsbs(a), hamming_distortion(2), hamming_distortion(2), 0.02)
+    assert point.distortion1 == pytest.approx(0.02, abs=1e-8)
+    assert point.rate == pytest.approx(1 + h(a) - 2 * h(0.02), abs=1e-7)
+    asymmetric = np.array([[0.6, 0.1], [0.05, 0.25]])
+    with pytest.raises(ValueError, match="not symmetric"):
+        joint_rate_distortion_at(asymmetric, hamming_distortion(2), hamming_distortion(2), 0.15)

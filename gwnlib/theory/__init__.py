@@ -2,8 +2,21 @@
 
 - :mod:`~gwnlib.theory.entropy`: entropies, (conditional) mutual and interaction information.
 - :mod:`~gwnlib.theory.rate_distortion`: Blahut-Arimoto; marginal, conditional and joint R(D).
+- :mod:`~gwnlib.theory.common_information`: Gács-Körner K, Wyner C, the lossless Gray-Wyner
+  trade-off, and the book's example sources (DSBS, common bit + DSBS).
+- :mod:`~gwnlib.theory.gaussian`: closed forms for a jointly Gaussian pair.
+- :mod:`~gwnlib.theory.gray_wyner`: the region's lower bounds (Fig. 1), transmit and receive rates.
 """
 
+from gwnlib.theory.common_information import (
+    common_bit_plus_dsbs,
+    doubly_symmetric_binary_source,
+    gacs_korner,
+    gray_wyner_curve,
+    lossless_gray_wyner,
+    wyner_common_information,
+    wyner_dsbs,
+)
 from gwnlib.theory.entropy import (
     binary_entropy,
     check_pmf,
@@ -13,12 +26,19 @@ from gwnlib.theory.entropy import (
     interaction_information,
     mutual_information,
 )
+from gwnlib.theory.gray_wyner import (
+    GrayWynerBounds,
+    lossless_bounds,
+    receive_rate,
+    transmit_rate,
+)
 from gwnlib.theory.rate_distortion import (
     binary_rate_distortion,
     blahut_arimoto,
     conditional_rate_distortion,
     hamming_distortion,
     joint_rate_distortion,
+    joint_rate_distortion_at,
     rate_distortion,
     rate_distortion_curve,
     squared_error_distortion,
@@ -26,20 +46,32 @@ from gwnlib.theory.rate_distortion import (
 )
 
 __all__ = [
+    "GrayWynerBounds",
     "binary_entropy",
     "binary_rate_distortion",
     "blahut_arimoto",
     "check_pmf",
+    "common_bit_plus_dsbs",
     "conditional_entropy",
     "conditional_mutual_information",
     "conditional_rate_distortion",
+    "doubly_symmetric_binary_source",
     "entropy",
+    "gacs_korner",
+    "gray_wyner_curve",
     "hamming_distortion",
     "interaction_information",
     "joint_rate_distortion",
+    "joint_rate_distortion_at",
+    "lossless_bounds",
+    "lossless_gray_wyner",
     "mutual_information",
     "rate_distortion",
     "rate_distortion_curve",
+    "receive_rate",
     "squared_error_distortion",
+    "transmit_rate",
     "uniform_rate_distortion",
+    "wyner_common_information",
+    "wyner_dsbs",
 ]

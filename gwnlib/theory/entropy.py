@@ -38,7 +38,7 @@ def check_pmf(p, ndim: int | None = None, name: str = "p") -> np.ndarray:
 def _entropy(p: np.ndarray, base: float) -> float:
     """H of an already-checked table: -sum p log p with 0 log 0 = 0."""
     nz = p[p > 0]
-    return float(-(nz * np.log(nz)).sum() / np.log(base))
+    return float(-(nz * np.log(nz)).sum() / np.log(base)) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def entropy(p, base: float = 2) -> float:

@@ -148,18 +148,24 @@ def rate_distortion(p_x, distortion, target: float, **kwargs) -> RateDistortionP
         )
     if target >= d_max:
         return blahut_arimoto(p, d, 0.0, **kwargs)
+    return _bisect_slope(
+        lambda s: blahut_arimoto(p, d, s, **kwargs), lambda pt: pt.distortion, target
+    )
+
+
+def _bisect_slope(solve, distortion_of, target: float, max_slope: float = 1e4):
+    """Find the slope whose solution ``solve(slope)`` has distortion ``target`` (it decreases with
+    the slope): double an upper bracket, then bisect to 1e-10 or 60 halvings."""
     lo, hi = 0.0, 1.0
-    while blahut_arimoto(p, d, hi, **kwargs).distortion > target:
+    while distortion_of(solve(hi)) > target and hi < max_slope:
         lo, hi = hi, 2 * hi
-        if hi > 1e4:
-            break
-    point = blahut_arimoto(p, d, hi, **kwargs)
+    point = solve(hi)
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        point = blahut_arimoto(p, d, mid, **kwargs)
-        if abs(point.distortion - target) < 1e-10:
+        point = solve(mid)
+        if abs(distortion_of(point) - target) < 1e-10:
             break
-        lo, hi = (mid, hi) if point.distortion > target else (lo, mid)
+        lo, hi = (mid, hi) if distortion_of(point) > target else (lo, mid)
     return point
 
 
@@ -235,6 +241,31 @@ def joint_rate_distortion(
         channel=channel,
         slopes=(s1, s2),
     )
+
+
+def joint_rate_distortion_at(
+    p_x1x2, distortion1, distortion2, target: float, **kwargs
+) -> JointRateDistortionPoint:
+    """R_{X1,X2}(D, D) for a pair whose two components are symmetric (same marginal law, same
+    distortion): equal slopes give equal distortions, bisected to ``target``.
+
+    For an asymmetric pair use :func:`joint_rate_distortion` with two slopes instead; this function
+    refuses one whose equal-slope solution has D1 != D2.
+    """
+    p = check_pmf(p_x1x2, ndim=2, name="p_x1x2")
+    if target <= 0:
+        raise ValueError(f"target must be > 0; got {target}")
+    point = _bisect_slope(
+        lambda s: joint_rate_distortion(p, distortion1, distortion2, (s, s), **kwargs),
+        lambda pt: pt.distortion1,
+        target,
+    )
+    if abs(point.distortion1 - point.distortion2) > 1e-6:
+        raise ValueError(
+            "the components are not symmetric (equal slopes give D1 = "
+            f"{point.distortion1:.4g} and D2 = {point.distortion2:.4g}); use joint_rate_distortion"
+        )
+    return point
 
 
 def binary_rate_distortion(p: float, D):
