@@ -17,10 +17,12 @@ warnings.filterwarnings(
 )
 
 from gwnlib.runtime import (  # noqa: E402
+    CACHE_DIR_ENV,
     DATA_DIR_ENV,
     DEVICES,
     PRESETS,
     Runtime,
+    cache_dir,
     check_preset,
     data_dir,
     device,
@@ -31,11 +33,13 @@ from gwnlib.runtime import (  # noqa: E402
 )
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "DATA_DIR_ENV",
     "DEVICES",
     "PRESETS",
     "Runtime",
     "__version__",
+    "cache_dir",
     "check_preset",
     "data_dir",
     "device",

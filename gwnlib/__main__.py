@@ -29,7 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument(
         "--no-html", action="store_true", help="execute and write the status page, skip HTML"
     )
+    bench = commands.add_parser("bench", help="measure throughput (see gwnlib.bench)")
+    bench.add_argument("what", choices=["synthetic"], help="what to measure")
+    bench.add_argument("--batch-size", type=int, default=100)
+    bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
+    bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
     args = parser.parse_args(argv)
+
+    if args.command == "bench":
+        from gwnlib.bench import synthetic_batches
+
+        result = synthetic_batches(args.batch_size, args.device, args.side)
+        for key, value in result.items():
+            print(f"{key:>14}: {value}")
+        return 0
 
     from gwnlib import book as book_module
 

@@ -27,6 +27,8 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
 #: Environment variable that overrides the data root used by every dataset loader.
 DATA_DIR_ENV = "GWN_DATA_DIR"
+#: Environment variable that overrides where computed artefacts (not datasets) are cached.
+CACHE_DIR_ENV = "GWN_CACHE_DIR"
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,6 +115,19 @@ def data_dir() -> Path:
     if (_PROJECT_ROOT / "pyproject.toml").is_file() and (_PROJECT_ROOT / "data").is_dir():
         return _PROJECT_ROOT / "data"
     return Path.cwd() / "data"
+
+
+def cache_dir() -> Path:
+    """Where gwnlib caches what it computes (e.g. the synthetic source's transforms).
+
+    ``GWN_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/gwnlib``, else ``~/.cache/gwnlib``. Kept
+    apart from :func:`data_dir`, which may be a read-only copy of the datasets.
+    """
+    value = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if value:
+        return Path(value).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or "~/.cache"
+    return Path(base).expanduser().resolve() / "gwnlib"
 
 
 def hardware(dev: str | torch.device = "cpu") -> str:

@@ -74,7 +74,7 @@ def test_transform_has_determinant_one_and_matches_the_authors_formula():
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GWN_DATA_DIR", str(tmp_path_factory.mktemp("data")))  # a private cache
+        mp.setenv("GWN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))  # a private cache
         yield SyntheticGrayWyner(side=16)
 
 

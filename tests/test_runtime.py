@@ -137,3 +137,11 @@ def test_setup_fails_before_work_on_bad_parameters():
         gwnlib.setup("quick", "cpu")
     with pytest.raises(ValueError, match="device must be one of"):
         gwnlib.setup("smoke", "metal")
+
+
+def test_cache_dir_is_separate_from_the_data_root(monkeypatch, tmp_path):
+    monkeypatch.setenv(gwnlib.CACHE_DIR_ENV, str(tmp_path))
+    assert gwnlib.cache_dir() == tmp_path.resolve()
+    monkeypatch.delenv(gwnlib.CACHE_DIR_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert gwnlib.cache_dir() == (tmp_path / "xdg" / "gwnlib").resolve()

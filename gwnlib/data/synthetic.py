@@ -169,8 +169,9 @@ class SyntheticGrayWyner:
     ``side`` (64 in the paper) sets the 2 x side x side sample; smaller values give the same source
     on a smaller grid (their own map and transforms), for tests and smoke runs. ``device`` is where
     batches are generated (any CUDA index). The transforms are computed on first use (float64,
-    about 40 s for side 64 on a 2-core CPU, far less on a GPU) and cached under the data root as
-    ``synthetic/transforms-seed{seed}-side{side}.pt`` unless ``cache`` is false.
+    about 40 s for side 64 on a 2-core CPU, far less on a GPU) and cached in
+    :func:`gwnlib.cache_dir` as ``synthetic/transforms-seed{seed}-side{side}.pt`` unless ``cache``
+    is false.
     """
 
     def __init__(
@@ -203,9 +204,9 @@ class SyntheticGrayWyner:
         return self._transforms
 
     def _cache_path(self) -> Path:
-        from gwnlib.runtime import data_dir
+        from gwnlib.runtime import cache_dir
 
-        return data_dir() / "synthetic" / f"transforms-seed{self.seed}-side{self.side}.pt"
+        return cache_dir() / "synthetic" / f"transforms-seed{self.seed}-side{self.side}.pt"
 
     def _load_or_build_transforms(self) -> tuple[torch.Tensor, torch.Tensor]:
         path = self._cache_path()
