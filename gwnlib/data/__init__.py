@@ -1,5 +1,17 @@
-"""Datasets of the book: the paper's synthetic Gray-Wyner source (more datasets follow)."""
+"""The book's datasets: the paper's synthetic Gray-Wyner source and coloured MNIST (chapter 2).
 
-from gwnlib.data.synthetic import pair_pmf
+Loaders read from :func:`gwnlib.data_dir`; computed artefacts go to :func:`gwnlib.cache_dir`.
+"""
 
-__all__ = ["pair_pmf"]
+from gwnlib.data.colored_mnist import PMFS, ColoredMNIST, pmf_table, pmf_theory
+from gwnlib.data.synthetic import SyntheticGrayWyner, dependency_map, pair_pmf
+
+__all__ = [
+    "PMFS",
+    "ColoredMNIST",
+    "SyntheticGrayWyner",
+    "dependency_map",
+    "pair_pmf",
+    "pmf_table",
+    "pmf_theory",
+]
