@@ -231,7 +231,12 @@ class SyntheticGrayWyner:
 
     # -- samples ---------------------------------------------------------------------------
     def sample_values(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        """Integer values 0..8, shape (batch_size, 2, side, side), drawn with ``generator``."""
+        """Integer values 0..8, shape (batch_size, 2, side, side), drawn with ``generator``.
+
+        Each pair of the map gets one draw of the pair law, each single one of its marginal. The
+        authors' sampler also writes an unpaired index (-1) into the last element, overwriting
+        one value with a stray draw; here every element is written once, from its own draw.
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         n_pairs, n_singles = len(self._pairs), len(self._singles)
