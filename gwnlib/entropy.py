@@ -1,0 +1,79 @@
+"""Entropy models of the learnable Gray-Wyner network (paper Sec. 3.3 and 4, appendix D.1, Fig. 7).
+
+Each latent gets a Gaussian entropy model whose mean and scale come from an autoregressive context:
+a 5x5 masked convolution over the already-coded elements (mask type A, as in Minnen et al. 2018;
+CompressAI's ``MaskedConv2d``). There is no hyperprior. The private latents Y1 and Y2 are also
+conditioned on the common one, Y0, through two residual blocks, a 5x5 conv to 2C channels and two
+more residual blocks (the "2 + 2" conditioning path): r_i = -log2 P(Y_i | Y0), the conditional
+rates of Eq. 11. The likelihood of an integer y is the mass of N(mean, scale) on [y - 1/2, y + 1/2],
+with the scale bounded below by 0.11 and the likelihood by 1e-9 (CompressAI's
+``GaussianConditional``).
+"""
+
+from __future__ import annotations
+
+import torch
+from compressai.entropy_models import GaussianConditional
+from compressai.layers import MaskedConv2d
+from torch import nn
+
+from gwnlib.nn import ResidualBlock
+
+
+class LatentEntropyModel(nn.Module):
+    """Autoregressive Gaussian entropy model of one latent with ``channels`` channels.
+
+    With ``condition_channels`` it also reads a conditioning latent (Y0 for Y1 and Y2). The
+    parameter network is three 1x1 convolutions, 2C (or 4C with a condition) -> 10C/3 -> 8C/3 ->
+    2C, giving (scale, mean) per element (paper Fig. 7).
+    """
+
+    def __init__(self, channels: int, condition_channels: int | None = None):
+        super().__init__()
+        c = channels
+        self.channels = channels
+        self.context = MaskedConv2d(c, 2 * c, kernel_size=5, padding=2, mask_type="A")
+        self.condition = None
+        inputs = 2 * c
+        if condition_channels is not None:
+            k = condition_channels
+            self.condition = nn.Sequential(
+                ResidualBlock(k, 5),
+                ResidualBlock(k, 5),
+                nn.Conv2d(k, 2 * c, 5, padding=2),
+                ResidualBlock(2 * c, 5),
+                ResidualBlock(2 * c, 5),
+            )
+            inputs = 4 * c
+        hidden1, hidden2 = max(1, 10 * c // 3), max(1, 8 * c // 3)
+        self.parameters_net = nn.Sequential(
+            nn.Conv2d(inputs, hidden1, 1),
+            nn.LeakyReLU(inplace=True),
+            nn.Conv2d(hidden1, hidden2, 1),
+            nn.LeakyReLU(inplace=True),
+            nn.Conv2d(hidden2, 2 * c, 1),
+        )
+        self.gaussian = GaussianConditional(None)
+
+    def gaussian_parameters(
+        self, y: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, means) for every element of ``y``, each from the elements before it."""
+        features = self.context(y)
+        if self.condition is not None:
+            if condition is None:
+                raise ValueError("this entropy model is conditional: pass condition (Y0)")
+            features = torch.cat([self.condition(condition), features], dim=1)
+        scales, means = self.parameters_net(features).chunk(2, dim=1)
+        return scales, means
+
+    def forward(self, y: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """Likelihoods of the (already quantised, integer-valued) latent ``y``, elementwise."""
+        scales, means = self.gaussian_parameters(y, condition)
+        likelihood = self.gaussian._likelihood(y, scales, means)  # bin mass, scale >= 0.11
+        return self.gaussian.likelihood_lower_bound(likelihood)  # >= 1e-9
+
+
+def bits(likelihoods: torch.Tensor) -> torch.Tensor:
+    """Information content in bits per sample: -sum log2 p over all but the batch axis."""
+    return -torch.log2(likelihoods).flatten(1).sum(dim=1)

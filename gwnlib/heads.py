@@ -1,0 +1,29 @@
+"""Task heads: map a decoder's features to a task's prediction (paper D.1, D.4).
+
+The synthetic source's linear regressions use :func:`regression_head`; coloured MNIST's
+classifiers :func:`classifier_head`. Frozen torchvision task models plug in the same way.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gwnlib.nn import ResidualBlock
+
+
+def regression_head(in_channels: int, out_channels: int = 1) -> nn.Module:
+    """One residual block, then a 5x5 conv to ``out_channels`` (the authors' synthetic head)."""
+    return nn.Sequential(
+        ResidualBlock(in_channels), nn.Conv2d(in_channels, out_channels, 5, padding=2)
+    )
+
+
+def classifier_head(in_features: int = 3 * 32 * 32, classes: int = 10) -> nn.Module:
+    """Flatten, linear ``in_features`` -> ``in_features``, sigmoid, linear -> ``classes`` logits
+    (the authors' coloured-MNIST head)."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(in_features, in_features),
+        nn.Sigmoid(),
+        nn.Linear(in_features, classes),
+    )

@@ -1,0 +1,56 @@
+"""The Gray-Wyner Lagrangian (paper Eq. 12) with the alignment term of Eq. 15.
+
+    L = eta * (beta * r0 + r1 + r2) + d1 + d2 + gamma * aux
+
+This is Eq. 12 divided by lambda (lambda_1 = lambda_2 = lambda, paper D.2) with eta = 1 / lambda:
+the paper's tables list eta, and the authors' code calls the same number ``alpha``
+(``alpha * (beta * r0 + r1 + r2) + d1 + d2``). beta prices the common channel: 1 optimises the
+transmit rate, 2 the receive rate (Sec. 3.2). Codecs without Y0 (Independent) or without private
+channels (Joint) simply have those rates at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def rmse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Root mean squared error over the whole batch (as the authors compute it; paper D.3)."""
+    return torch.sqrt(torch.mean((prediction - target) ** 2))
+
+
+class GrayWynerLoss(nn.Module):
+    """``GrayWynerLoss(beta, eta, gamma=1)(output, z1, z2)`` -> dict with ``loss`` and its terms.
+
+    ``distortions`` are the two task losses d1, d2 (default: RMSE for both, the synthetic tasks);
+    pass cross-entropy for classifiers. ``output`` is a codec's forward dict.
+    """
+
+    def __init__(
+        self,
+        beta: float,
+        eta: float,
+        gamma: float = 1.0,
+        distortions: tuple[Callable, Callable] = (rmse, rmse),
+    ):
+        super().__init__()
+        for name, value in (("beta", beta), ("eta", eta)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0; got {value!r}")
+        if not gamma >= 0:
+            raise ValueError(f"gamma must be >= 0; got {gamma!r}")
+        self.beta, self.eta, self.gamma = float(beta), float(eta), float(gamma)
+        self.distortions = distortions
+
+    def forward(self, output: dict, z1: torch.Tensor, z2: torch.Tensor) -> dict:
+        rates = output["rates"]
+        zero = output["z1_hat"].new_zeros(())
+        r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
+        rate = self.beta * r0 + r1 + r2
+        d1 = self.distortions[0](output["z1_hat"], z1)
+        d2 = self.distortions[1](output["z2_hat"], z2)
+        loss = self.eta * rate + d1 + d2 + self.gamma * output["aux"]
+        return {"loss": loss, "rate": rate, "d1": d1, "d2": d2, "aux": output["aux"]}

@@ -1,0 +1,144 @@
+"""Layers of the learnable Gray-Wyner network (paper Sec. 3.3 and 4, appendix D.1, Fig. 6).
+
+- :class:`ResidualBlock`: 1x1 conv, ELU, kxk conv, ELU, 1x1 conv, plus the input.
+- :func:`analysis_transform` / :func:`synthesis_transform` in two variants: ``"conv"``, the
+  strided convolutions of Fig. 6 (channels 24, 48, 192, E; spatial size / 16), and ``"shuffle"``,
+  the pixel-(un)shuffle transforms the paper uses for its synthetic source (D.3).
+- :func:`quantize`: rounding with a straight-through gradient (Theis et al. 2017).
+- :func:`merge_common`: the element-wise merge of the two common candidates (Eq. 14), and
+  :func:`alignment_loss`, the auxiliary loss that pulls them together (Eq. 15).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+TRANSFORMS = ("conv", "shuffle")
+
+
+class ResidualBlock(nn.Module):
+    """1x1 conv, ELU, kxk conv, ELU, 1x1 conv, plus a skip; the hidden width equals the input's
+    (paper D.1; the authors' code uses k = 3 in the transforms, k = 5 in the entropy models)."""
+
+    def __init__(self, channels: int, kernel_size: int = 3):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd; got {kernel_size}")
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 1),
+            nn.ELU(),
+            nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2),
+            nn.ELU(),
+            nn.Conv2d(channels, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _check_transform(transform: str) -> None:
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}; got {transform!r}")
+
+
+def analysis_transform(in_channels: int, out_channels: int, transform: str = "conv") -> nn.Module:
+    """The encoder f: input (M, H, W) to latent (E, H / 16, W / 16) (paper Fig. 6).
+
+    ``"conv"``: conv 5x5 stride 2 to 24, 3 residual blocks, to 48, 3 blocks, to 192, 3 blocks,
+    conv to E. ``"shuffle"``: pixel-unshuffle by 2 four times (channels x4 each), a residual block
+    after each of the first three; the paper's synthetic setting ends at M * 256 = 512 channels,
+    and a 1x1 conv maps to E when E differs (e.g. the E/2-channel encoders of Separated).
+    """
+    _check_transform(transform)
+    _check_channels(in_channels=in_channels, out_channels=out_channels)
+    if transform == "conv":
+        widths = (24, 48, 192)
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for width in widths:
+            layers.append(nn.Conv2d(previous, width, 5, stride=2, padding=2))
+            layers += [ResidualBlock(width) for _ in range(3)]
+            previous = width
+        layers.append(nn.Conv2d(previous, out_channels, 5, stride=2, padding=2))
+        return nn.Sequential(*layers)
+    layers = []
+    channels = in_channels
+    for stage in range(4):
+        layers.append(nn.PixelUnshuffle(2))
+        channels *= 4
+        if stage < 3:
+            layers.append(ResidualBlock(channels))
+    if channels != out_channels:
+        layers.append(nn.Conv2d(channels, out_channels, 1))
+    return nn.Sequential(*layers)
+
+
+def synthesis_transform(in_channels: int, out_channels: int, transform: str = "conv") -> nn.Module:
+    """The decoder g: latent (E, h, w) to features (M, 16 h, 16 w), mirroring the analysis.
+
+    ``"conv"``: transposed convs (kernel 5, stride 2, padding 2, output padding 1) through 192, 48,
+    24 with 3 residual blocks after each, then to M. ``"shuffle"``: a 1x1 conv to M * 256 channels
+    when the latent has another width, then pixel-shuffle by 2 four times with a residual block
+    after each of the last three.
+    """
+    _check_transform(transform)
+    _check_channels(in_channels=in_channels, out_channels=out_channels)
+    if transform == "conv":
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for width in (192, 48, 24):
+            layers.append(nn.ConvTranspose2d(previous, width, 5, 2, padding=2, output_padding=1))
+            layers += [ResidualBlock(width) for _ in range(3)]
+            previous = width
+        layers.append(nn.ConvTranspose2d(previous, out_channels, 5, 2, padding=2, output_padding=1))
+        return nn.Sequential(*layers)
+    channels = out_channels * 256
+    layers = [] if in_channels == channels else [nn.Conv2d(in_channels, channels, 1)]
+    for stage in range(4):
+        layers.append(nn.PixelShuffle(2))
+        channels //= 4
+        if stage < 3:
+            layers.append(ResidualBlock(channels))
+    return nn.Sequential(*layers)
+
+
+def _check_channels(**channels: int) -> None:
+    for name, value in channels.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
+class _RoundStraightThrough(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+        # Round half toward zero, as the authors do (torch.round would round half to even).
+        return torch.sign(y) * torch.ceil(torch.abs(y) - 0.5)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def quantize(y: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest integer (ties toward zero) with a straight-through gradient
+    (Theis et al. 2017; the paper's q in Eq. 13). No noise, in training as at test time."""
+    return _RoundStraightThrough.apply(y)
+
+
+def merge_common(candidate1: torch.Tensor, candidate2: torch.Tensor) -> torch.Tensor:
+    """Eq. 14: [Y0]_i = (a_i + b_i) / 2 where the quantised candidates agree, else 0.
+
+    Written as an average, so that where they agree the gradient flows to *both* encoders (half
+    each); where they disagree no gradient flows through Y0 at all.
+    """
+    if candidate1.shape != candidate2.shape:
+        raise ValueError(f"candidates differ in shape: {candidate1.shape} vs {candidate2.shape}")
+    agree = candidate1 == candidate2
+    return torch.where(agree, 0.5 * (candidate1 + candidate2), torch.zeros_like(candidate1))
+
+
+def alignment_loss(candidate1: torch.Tensor, candidate2: torch.Tensor) -> torch.Tensor:
+    """Eq. 15's auxiliary term without gamma: E[ ||Y0^(1) - Y0^(2)||^2 / |Y0| ], the mean squared
+    difference of the two quantised common candidates (averaged over the batch)."""
+    return torch.mean((candidate1 - candidate2) ** 2)

@@ -1,0 +1,186 @@
+"""Codecs, layers, entropy models and the loss: shapes, gradients, causality, errors."""
+
+import pytest
+import torch
+
+from gwnlib.codecs import CODECS, THREE_CHANNEL, build
+from gwnlib.entropy import LatentEntropyModel, bits
+from gwnlib.heads import classifier_head, regression_head
+from gwnlib.losses import GrayWynerLoss, rmse
+from gwnlib.nn import alignment_loss, analysis_transform, merge_common, quantize
+
+# Small versions of the two configurations: the synthetic source's pixel-shuffle transforms (2
+# input channels; E reduced to 16 by the final 1x1 conv) and MNIST's strided convolutions (E = 6).
+CONFIGS = {
+    "shuffle": dict(in_channels=2, latent_channels=16, transform="shuffle", size=32),
+    "conv": dict(in_channels=3, latent_channels=6, transform="conv", size=32),
+}
+
+
+def make(name, variant, heads=None):
+    config = dict(CONFIGS[variant])
+    size = config.pop("size")
+    torch.manual_seed(0)
+    codec = build(name, heads=heads, **config)
+    x = torch.rand(3, config["in_channels"], size, size) * 2 - 1
+    return codec, x
+
+
+@pytest.mark.parametrize("variant", CONFIGS)
+@pytest.mark.parametrize("name", CODECS)
+def test_forward_contract(name, variant):
+    codec, x = make(name, variant)
+    out = codec(x)
+    e, size = CONFIGS[variant]["latent_channels"], CONFIGS[variant]["size"]
+    expected = {
+        "shared": ("y0", "y1", "y2"), "separated": ("y0", "y1", "y2"),
+        "combined": ("y0", "y1", "y2"), "joint": ("y0",), "independent": ("y1", "y2"),
+    }[name]  # fmt: skip
+    assert tuple(k for k in ("y0", "y1", "y2") if k in out) == expected
+    assert set(out["likelihoods"]) == set(expected)
+    assert set(out["rates"]) == {f"r{k[1]}" for k in expected}
+    width = e // 2 if name in THREE_CHANNEL else e
+    for key in expected:
+        assert out[key].shape == (3, width, size // 16, size // 16)
+        assert torch.equal(out[key], torch.round(out[key])), "latents are integers"
+        lik = out["likelihoods"][key]
+        assert lik.shape == out[key].shape and torch.all((lik >= 1e-9) & (lik <= 1))
+        rate = bits(lik).mean() / size**2
+        assert torch.allclose(out["rates"][f"r{key[1]}"], rate)
+    r = {k: out["rates"].get(k, torch.tensor(0.0)) for k in ("r0", "r1", "r2")}
+    assert torch.allclose(out["rate_transmit"], r["r0"] + r["r1"] + r["r2"])
+    assert torch.allclose(out["rate_receive"], 2 * r["r0"] + r["r1"] + r["r2"])
+    assert (
+        out["z1_hat"].shape
+        == out["z2_hat"].shape
+        == (3, CONFIGS[variant]["in_channels"], size, size)
+    )
+    assert out["aux"].shape == () and out["aux"] >= 0
+    if name == "shared":  # the mean squared difference of the two common candidates (Eq. 15)
+        a, b = (quantize(f(x))[:, : e // 2] for f in codec.encoders)
+        assert torch.allclose(out["aux"], alignment_loss(a, b))
+        assert torch.equal(out["y0"], merge_common(a, b))
+    else:
+        assert out["aux"].item() == 0.0
+
+
+def test_heads_plug_in():
+    codec, x = make("shared", "conv", heads=(classifier_head(), regression_head(3)))
+    out = codec(x)
+    assert out["z1_hat"].shape == (3, 10) and out["z2_hat"].shape == (3, 1, 32, 32)
+
+
+def test_quantize_rounds_half_toward_zero_with_identity_gradient():
+    y = torch.tensor([0.5, -0.5, 1.5, -1.5, 0.49, 2.51], requires_grad=True)
+    q = quantize(y)
+    assert q.tolist() == [0.0, 0.0, 1.0, -1.0, 0.0, 3.0]
+    q.sum().backward()
+    assert y.grad.tolist() == [1.0] * 6
+
+
+def test_merge_sends_gradient_to_both_candidates_where_they_match():
+    a = torch.tensor([1.0, 2.0, -1.0], requires_grad=True)
+    b = torch.tensor([1.0, 3.0, -1.0], requires_grad=True)
+    y0 = merge_common(a, b)
+    assert y0.tolist() == [1.0, 0.0, -1.0]
+    y0.sum().backward()
+    assert a.grad.tolist() == b.grad.tolist() == [0.5, 0.0, 0.5]
+    assert alignment_loss(a, b).item() == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="shape"):
+        merge_common(a, b[:2])
+
+
+def test_gradient_reaches_both_shared_encoders_through_the_merge():
+    codec, x = make("shared", "shuffle")
+    codec.encoders[1].load_state_dict(codec.encoders[0].state_dict())  # candidates now agree
+    out = codec(x)
+    half = CONFIGS["shuffle"]["latent_channels"] // 2
+    y0 = out["y0"]
+    assert torch.count_nonzero(y0) > 0 and out["aux"].item() == 0.0
+    (y0 * torch.randn_like(y0)).sum().backward()
+    g1 = [p.grad for p in codec.encoders[0].parameters() if p.grad is not None]
+    g2 = [p.grad for p in codec.encoders[1].parameters() if p.grad is not None]
+    assert g1 and g2 and all(torch.allclose(u, v) for u, v in zip(g1, g2, strict=True))
+    assert any(u.abs().sum() > 0 for u in g1)
+    assert out["y1"].shape[1] == half
+
+
+def test_context_is_causal_in_raster_order():
+    torch.manual_seed(1)
+    model = LatentEntropyModel(4)
+    y = torch.round(torch.randn(1, 4, 6, 6) * 3)
+    scales, means = model.gaussian_parameters(y)
+    changed = y.clone()
+    changed[0, :, 3, 2] += 5
+    scales2, means2 = model.gaussian_parameters(changed)
+    same = (scales == scales2) & (means == means2)
+    for row in range(6):
+        for col in range(6):
+            if row < 3 or (row == 3 and col <= 2):  # before, and at, the changed position
+                assert same[0, :, row, col].all(), (row, col)
+    assert not same.all(), "later positions do see it"
+
+
+def test_conditional_model_needs_its_condition():
+    model = LatentEntropyModel(3, condition_channels=3)
+    with pytest.raises(ValueError, match="condition"):
+        model(torch.zeros(1, 3, 2, 2))
+    assert model(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)).shape == (1, 3, 2, 2)
+
+
+def test_configuration_errors_are_clear():
+    with pytest.raises(ValueError, match="codec must be one of shared, separated"):
+        build("shard", in_channels=2, latent_channels=16)
+    with pytest.raises(ValueError, match="latent_channels must be even for codec 'shared'"):
+        build("shared", in_channels=3, latent_channels=5)
+    build("joint", in_channels=3, latent_channels=5)  # no split, odd E is fine
+    with pytest.raises(ValueError, match="transform must be one of conv, shuffle"):
+        analysis_transform(3, 6, "strided")
+    codec, _ = make("joint", "conv")
+    with pytest.raises(ValueError, match=r"x must be a batch \(B, 3, H, W\)"):
+        codec(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="heads must be a pair"):
+        build("joint", in_channels=3, latent_channels=6, heads=(torch.nn.Identity(),))
+
+
+def test_loss_is_eq_12_with_the_alignment_term():
+    out = {
+        "rates": {"r0": torch.tensor(2.0), "r1": torch.tensor(3.0), "r2": torch.tensor(5.0)},
+        "z1_hat": torch.ones(2, 1, 4, 4),
+        "z2_hat": torch.zeros(2, 1, 4, 4),
+        "aux": torch.tensor(0.25),
+    }
+    z1, z2 = torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    terms = GrayWynerLoss(beta=1.5, eta=0.1, gamma=2.0)(out, z1, z2)
+    assert terms["rate"].item() == pytest.approx(1.5 * 2 + 3 + 5)
+    assert terms["d1"].item() == pytest.approx(1.0) and terms["d2"].item() == 0.0
+    assert terms["loss"].item() == pytest.approx(0.1 * 11 + 1.0 + 0.0 + 2.0 * 0.25)
+    joint_like = {**out, "rates": {"r0": torch.tensor(2.0)}}
+    assert GrayWynerLoss(2.0, 1.0)(joint_like, z1, z2)["rate"].item() == pytest.approx(4.0)
+    assert rmse(torch.ones(3), torch.zeros(3)).item() == 1.0
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(beta=0.0, eta=1.0), "beta must be > 0"),
+    (dict(beta=1.0, eta=-1.0), "eta must be > 0"),
+    (dict(beta=1.0, eta=1.0, gamma=-1.0), "gamma must be >= 0"),
+])  # fmt: skip
+def test_loss_rejects_bad_weights(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GrayWynerLoss(**kwargs)
+
+
+def test_a_few_steps_of_training_lower_the_loss():
+    codec, x = make("shared", "conv")
+    z1, z2 = x.mean(dim=1, keepdim=True), x[:, :1]
+    codec.heads = torch.nn.ModuleList([regression_head(3), regression_head(3)])
+    loss_fn = GrayWynerLoss(beta=1.5, eta=0.01)
+    optimizer = torch.optim.Adam(codec.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        terms = loss_fn(codec(x), z1, z2)
+        terms["loss"].backward()
+        optimizer.step()
+        losses.append(terms["loss"].item())
+    assert min(losses[-5:]) < 0.85 * losses[0]
