@@ -113,7 +113,8 @@ class _RoundStraightThrough(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y: torch.Tensor) -> torch.Tensor:
         # Round half toward zero, as the authors do (torch.round would round half to even).
-        return torch.sign(y) * torch.ceil(torch.abs(y) - 0.5)
+        # (+ 0.0 turns the -0.0 that sign * ceil gives for small negatives into 0.0.)
+        return torch.sign(y) * torch.ceil(torch.abs(y) - 0.5) + 0.0
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
