@@ -173,6 +173,30 @@ class GrayWynerCodec(nn.Module):
             "aux": aux,
         }
 
+    # -- real entropy coding (gwnlib.coding) --------------------------------------------------
+    def update(self, force: bool = False) -> bool:
+        """Build the integer CDF tables and the CPU view of the entropy models for
+        :meth:`compress` / :meth:`decompress` (CompressAI's ``update()``). Optional: both build
+        them lazily and rebuild them when the weights changed (see :mod:`gwnlib.coding`).
+        Returns whether anything was rebuilt."""
+        from gwnlib import coding
+
+        return coding.update(self, force=force)
+
+    def compress(self, x: torch.Tensor) -> dict:
+        """Entropy-code ``x`` to bytes: ``{"strings": {key: [bytes per sample]}, "shapes":
+        {key: (C, H, W)}}`` over the codec's channels (:func:`gwnlib.coding.compress`)."""
+        from gwnlib import coding
+
+        return coding.compress(self, x)
+
+    def decompress(self, strings: dict, shapes: dict | None = None, tasks=(1, 2)) -> dict:
+        """Decode only the streams ``tasks`` need; the latents and ``z{t}_hat`` per task
+        (:func:`gwnlib.coding.decompress`). Bad streams raise ``ValueError``."""
+        from gwnlib import coding
+
+        return coding.decompress(self, strings, shapes, tasks)
+
 
 def build(name: str, **config) -> GrayWynerCodec:
     """The registry: ``build("shared", in_channels=2, latent_channels=512, transform="shuffle")``.
