@@ -28,6 +28,10 @@ from gwnlib.runtime import device as resolve_device
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATUS_PAGE = "book/status.md"
 KERNEL_NAME = "python3"
+#: Seconds a single cell may run before the chapter fails, per preset. In ``smoke`` no cell should
+#: take more than seconds, so a hung kernel (a lost message between papermill and the kernel)
+#: fails the build in bounded time; ``short`` and ``paper`` train, so their cells are unbounded.
+CELL_TIMEOUT = {"smoke": 900, "short": None, "paper": None}
 
 
 @dataclass
@@ -100,14 +104,17 @@ def execute_chapter(
     device: str,
     resolved_device: str,
     label: str | None = None,
+    cell_timeout: float | None = None,
 ) -> ChapterRun:
     """Run ``notebook`` top to bottom in a fresh kernel with papermill, writing ``output``.
 
     ``preset`` and ``device`` are injected into the notebook's ``parameters`` cell. A failing cell
     does not raise: the executed notebook (with the traceback) is still written and the returned
     :class:`ChapterRun` says what failed. ``label`` names the chapter (default: the file name).
+    A cell running longer than ``cell_timeout`` seconds (None: no limit) fails the chapter.
     """
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     # Keeps the debugger's note on frozen modules out of the outputs.
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -124,9 +131,14 @@ def execute_chapter(
             kernel_name=KERNEL_NAME,
             cwd=str(output.parent),
             progress_bar=False,
+            execution_timeout=cell_timeout,
         )
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    except CellTimeoutError:
+        error = f"a cell ran longer than {cell_timeout} s (cell_timeout) and was stopped"
+    except DeadKernelError as exc:
+        error = f"the kernel died: {exc}"
     finally:
         if saved_backend is not None:
             os.environ["MPLBACKEND"] = saved_backend
@@ -147,13 +159,17 @@ def execute_all(
     device: str = "auto",
     only: list[str] | None = None,
     progress: bool = True,
+    cell_timeout: float | None | str = "preset",
 ) -> list[ChapterRun]:
     """Execute, in place in the staged ``source`` folder, every chapter of its ``_toc.yml``.
 
     ``only`` restricts the run to chapters whose file name (with or without ``.ipynb``) is listed.
-    An unknown ``preset`` or ``device`` fails here, before any chapter starts.
+    An unknown ``preset`` or ``device`` fails here, before any chapter starts. ``cell_timeout``
+    defaults to the preset's entry of :data:`CELL_TIMEOUT`.
     """
     check_preset(preset)
+    if cell_timeout == "preset":
+        cell_timeout = CELL_TIMEOUT[preset]
     resolved = str(resolve_device(device))
     notebooks = chapters(source)
     if only:
@@ -172,7 +188,9 @@ def execute_all(
             print(
                 f"[{i}/{len(notebooks)}] {rel} (preset {preset}, device {resolved}) ...", flush=True
             )
-        run = execute_chapter(notebook, notebook, preset, device, resolved, label=rel)
+        run = execute_chapter(
+            notebook, notebook, preset, device, resolved, label=rel, cell_timeout=cell_timeout
+        )
         if progress:
             verdict = "ok" if run.ok else f"FAILED: {run.error}"
             print(f"    {run.seconds:.1f} s, {verdict}", flush=True)

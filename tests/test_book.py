@@ -184,3 +184,26 @@ def test_book_builds_with_warnings_as_errors(executed_book):
     assert "Transmit and receive rates" in intro  # a sphinx-proof definition
     references = (html / "book" / "references.html").read_text()
     assert "Gray-Wyner" in references
+
+
+@pytest.mark.slow
+def test_a_hung_cell_fails_the_chapter_in_bounded_time(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            'preset = "smoke"\ndevice = "auto"', metadata={"tags": ["parameters"]}
+        ),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(60)"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp_path / "hang.ipynb"
+    nbformat.write(nb, path)
+    run = book.execute_chapter(path, path, "smoke", "cpu", "cpu", cell_timeout=3)
+    assert not run.ok and "cell_timeout" in run.error and run.seconds < 45
+    assert book.CELL_TIMEOUT["smoke"] is not None
