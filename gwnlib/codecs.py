@@ -134,13 +134,16 @@ class GrayWynerCodec(nn.Module):
             y = {"y1": quantize(self.encoders[0](x)), "y2": quantize(self.encoders[1](x))}
         return y, aux
 
-    def decoder_inputs(self, y: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """What decoder 1 and decoder 2 read: (Y0, Y1) and (Y0, Y2), or Y0, or Y1 and Y2."""
+    def decoder_input(self, y: dict[str, torch.Tensor], task: int) -> torch.Tensor:
+        """What decoder ``task`` reads: (Y0, Y_task), or Y0 (Joint), or Y_task (Independent).
+
+        ``y`` needs only the latents that task reads, so a receiver's partial decode can call it.
+        """
         if self.name in THREE_CHANNEL:
-            return torch.cat([y["y0"], y["y1"]], 1), torch.cat([y["y0"], y["y2"]], 1)
+            return torch.cat([y["y0"], y[f"y{task}"]], 1)
         if self.name == "joint":
-            return y["y0"], y["y0"]
-        return y["y1"], y["y2"]
+            return y["y0"]
+        return y[f"y{task}"]
 
     def decode(self, inputs: torch.Tensor, task: int) -> torch.Tensor:
         """Task ``task`` (1 or 2): synthesis transform then head."""
@@ -161,15 +164,14 @@ class GrayWynerCodec(nn.Module):
         rates = {f"r{key[1]}": bits(lik).mean() / pixels for key, lik in likelihoods.items()}
         zero = x.new_zeros(())
         r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
-        inputs1, inputs2 = self.decoder_inputs(y)
         return {
             **y,
             "likelihoods": likelihoods,
             "rates": rates,
             "rate_transmit": r0 + r1 + r2,
             "rate_receive": 2 * r0 + r1 + r2,
-            "z1_hat": self.decode(inputs1, 1),
-            "z2_hat": self.decode(inputs2, 2),
+            "z1_hat": self.decode(self.decoder_input(y, 1), 1),
+            "z2_hat": self.decode(self.decoder_input(y, 2), 2),
             "aux": aux,
         }
 

@@ -485,9 +485,5 @@ def decompress(
     latents = {key: torch.cat(values).to(device, dtype) for key, values in decoded.items()}
     out: dict[str, torch.Tensor] = dict(latents)
     for task in _check_tasks(tasks):
-        if "y0" in latents and codec.name != "joint":
-            inputs = torch.cat([latents["y0"], latents[f"y{task}"]], 1)
-        else:
-            inputs = latents["y0"] if codec.name == "joint" else latents[f"y{task}"]
-        out[f"z{task}_hat"] = codec.decode(inputs, task)
+        out[f"z{task}_hat"] = codec.decode(codec.decoder_input(latents, task), task)
     return out
