@@ -88,9 +88,14 @@ class DependencyMap:
         """0 for elements of X1, 1 for elements of X2."""
         return np.asarray(elements) // self.positions
 
+    def pair_channels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Channels (0 for X1, 1 for X2) of each pair's first and second element; a pair crosses
+        X1/X2 where they differ."""
+        return self.channel(self.pairs[:, 0]), self.channel(self.pairs[:, 1])
+
     def counts(self) -> dict[str, int]:
         """Numbers of pairs (all, crossing X1/X2, inside X1, inside X2) and of singles."""
-        first, second = self.channel(self.pairs[:, 0]), self.channel(self.pairs[:, 1])
+        first, second = self.pair_channels()
         return {
             "pairs": len(self.pairs),
             "crossing": int(np.sum(first != second)),
@@ -102,7 +107,8 @@ class DependencyMap:
     def kinds(self) -> np.ndarray:
         """A (2, side, side) map for plots: 0 single, 1 pair inside its channel, 2 crossing pair."""
         kind = np.zeros(2 * self.positions, dtype=np.int64)
-        crossing = self.channel(self.pairs[:, 0]) != self.channel(self.pairs[:, 1])
+        first, second = self.pair_channels()
+        crossing = first != second
         kind[self.pairs.reshape(-1)] = np.repeat(np.where(crossing, 2, 1), 2)
         return kind.reshape(2, self.side, self.side)
 
@@ -286,7 +292,7 @@ class SyntheticGrayWyner:
         h_pair = entropy(self.pmf)
         h_first, h_second = entropy(self.pmf.sum(axis=1)), entropy(self.pmf.sum(axis=0))
         m, n = self.map, self.map.positions
-        first, second = m.channel(m.pairs[:, 0]), m.channel(m.pairs[:, 1])
+        first, second = m.pair_channels()
         crossing = first != second
         joint = len(m.pairs) * h_pair + len(m.singles) * h_first
         halves = (~crossing).sum() * h_pair + crossing.sum() * (h_first + h_second)
@@ -315,13 +321,12 @@ class SyntheticGrayWyner:
         (:meth:`gains`; about 1.004 for side 64). ``joint_rmse_sum``/``independent_rmse_sum`` are
         g_1 sqrt(mse1) + g_2 sqrt(mse2): the paper's plotted axis, RMSE1 + RMSE2.
         """
-        from gwnlib.theory import blahut_arimoto
+        from gwnlib.theory import blahut_arimoto, squared_error_distortion
 
-        values = np.arange(9.0)
-        d1 = (values[:, None] - values[None, :]) ** 2 / 16
+        d1 = squared_error_distortion(np.arange(9.0)) / 16  # model units: (v - 4) / 4
         pair_d = (d1[:, None, :, None] + d1[None, :, None, :]).reshape(81, 81)
         m, n = self.map, self.map.positions
-        first, second = m.channel(m.pairs[:, 0]), m.channel(m.pairs[:, 1])
+        first, second = m.pair_channels()
         crossing = first != second
         g1, g2 = self.gains()
         out = {k: [] for k in ("slope", "joint", "independent", "joint_mse1", "joint_mse2",
