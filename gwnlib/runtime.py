@@ -109,9 +109,9 @@ def data_dir() -> Path:
     gwn-book checkout (or ``./data`` when gwnlib is installed outside a checkout). Tests and CI
     point it at the offline copy in ``../shared/data`` when that folder exists.
     """
-    value = os.environ.get(DATA_DIR_ENV, "").strip()
-    if value:
-        return Path(value).expanduser().resolve()
+    configured = _env_path(DATA_DIR_ENV)
+    if configured is not None:
+        return configured
     if (_PROJECT_ROOT / "pyproject.toml").is_file() and (_PROJECT_ROOT / "data").is_dir():
         return _PROJECT_ROOT / "data"
     return Path.cwd() / "data"
@@ -123,11 +123,16 @@ def cache_dir() -> Path:
     ``GWN_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/gwnlib``, else ``~/.cache/gwnlib``. Kept
     apart from :func:`data_dir`, which may be a read-only copy of the datasets.
     """
-    value = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if value:
-        return Path(value).expanduser().resolve()
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or "~/.cache"
-    return Path(base).expanduser().resolve() / "gwnlib"
+    configured = _env_path(CACHE_DIR_ENV)
+    if configured is not None:
+        return configured
+    return (_env_path("XDG_CACHE_HOME") or Path("~/.cache").expanduser().resolve()) / "gwnlib"
+
+
+def _env_path(name: str) -> Path | None:
+    """The folder named by environment variable ``name``, or None when it is unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else None
 
 
 def hardware(dev: str | torch.device = "cpu") -> str:
