@@ -62,7 +62,7 @@ class GrayWynerBounds:
         """The least R1 + R2 the planes allow at common rate ``r0`` (elementwise)."""
         r0 = np.asarray(r0, dtype=np.float64)
         receive = np.maximum(self.marginal1 - r0, 0) + np.maximum(self.marginal2 - r0, 0)
-        bound = np.maximum(self.joint - r0, receive)
+        bound = np.maximum(self.pangloss(r0), receive)
         return float(bound) if bound.ndim == 0 else bound
 
     def pangloss(self, r0):
