@@ -66,3 +66,136 @@ def beta_choices(bounds, curve, betas, ax=None, title: str | None = None):
                 label=rf"$\beta$ = {beta:g}: $R_0$ = {point.r0:.2f}")  # fmt: skip
     ax.legend(fontsize=7, loc="upper right")
     return ax
+
+
+_AXIS_NAMES = {
+    "rate_transmit": r"transmit rate $R_t$",
+    "rate_receive": r"receive rate $R_r$",
+    "r0": r"common rate $R_0$",
+    "r1": r"private rate $R_1$",
+    "r2": r"private rate $R_2$",
+    "d1": r"$D_1$",
+    "d2": r"$D_2$",
+}
+
+
+def _require(frame, columns, what):
+    """KeyError naming the first of ``columns`` missing from ``frame``."""
+    for column in columns:
+        if column not in frame:
+            raise KeyError(f"{what} has no column {column!r}; it has {list(frame.columns)}")
+
+
+def _quality(frame, quality):
+    """The quality axis: one column, or the sum of a tuple of columns."""
+    columns = [quality] if isinstance(quality, str) else list(quality)
+    return frame[columns].sum(axis=1).to_numpy(dtype=float)
+
+
+def _same(a, b):
+    """Group keys equal, NaN matching NaN (the paper's beta for Joint and Independent)."""
+    return all(
+        x == y or (isinstance(x, float) and isinstance(y, float) and np.isnan(x) and np.isnan(y))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def _label(keys, values, label_format):
+    if label_format is not None:
+        return label_format.format(**dict(zip(keys, values, strict=True)))
+    pairs = zip(keys, values, strict=True)
+    return ", ".join(v if isinstance(v, str) else f"{k} = {v:g}" for k, v in pairs)
+
+
+def rate_distortion(
+    results,
+    rate: str = "rate_transmit",
+    quality=("d1", "d2"),
+    by="codec",
+    ax=None,
+    paper=None,
+    label_format: str | None = None,
+    rate_unit: str = "bits per pixel",
+    quality_unit: str | None = "RMSE",
+):
+    """Rate against quality, one line per group of runs (the paper's Figs. 3-5 and 9).
+
+    ``results`` has one row per run (columns as in :func:`gwnlib.paper.results`); ``quality`` is
+    a column or a tuple of columns whose sum is the x axis (Fig. 3 plots D1 + D2); ``by`` is a
+    column or a list of columns (e.g. ``["codec", "beta"]``) and ``label_format`` an optional
+    format string over them (``"{codec}, beta = {beta:g}"``). Each group's points are joined in
+    order of quality. ``paper`` (a :func:`gwnlib.paper.results` table) adds the paper's points of
+    the same groups as hollow markers in the group's colour, labelled "(paper)".
+    """
+    ax = ax or plt.subplots(figsize=(5.2, 4.2))[1]
+    keys = [by] if isinstance(by, str) else list(by)
+    columns = [rate, *([quality] if isinstance(quality, str) else quality)]
+    _require(results, keys + columns, "results")
+    paper_groups = []
+    if paper is not None:
+        _require(paper, keys + columns, "paper")
+        paper_groups = list(paper.groupby(keys, dropna=False))
+
+    def sorted_points(frame):
+        x, y = _quality(frame, quality), frame[rate].to_numpy(dtype=float)
+        order = np.argsort(x, kind="stable")
+        return x[order], y[order]
+
+    for values, group in results.groupby(keys, dropna=False):
+        label = _label(keys, values, label_format)
+        (line,) = ax.plot(*sorted_points(group), "o-", ms=4, label=label)
+        for paper_values, paper_group in paper_groups:
+            if _same(values, paper_values):
+                ax.plot(*sorted_points(paper_group), "o", ms=6, mfc="none",
+                        color=line.get_color(), label=f"{label} (paper)")  # fmt: skip
+    names = [quality] if isinstance(quality, str) else quality
+    xlabel = " + ".join(_AXIS_NAMES.get(name, name) for name in names)
+    ax.set_xlabel(f"{xlabel} ({quality_unit})" if quality_unit else xlabel)
+    ax.set_ylabel(f"{_AXIS_NAMES.get(rate, rate)} ({rate_unit})")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def common_rate(
+    results,
+    codec: str = "shared",
+    quality=("d1", "d2"),
+    ax=None,
+    theory=None,
+    empirical=None,
+    paper=None,
+    rate_unit: str = "bits per pixel",
+    quality_unit: str | None = "RMSE",
+):
+    """The common channel's rate R0 against quality, one line per beta (Fig. 3a, Fig. 9).
+
+    Draws ``codec``'s runs with :func:`rate_distortion` (and ``paper``'s points of the same beta,
+    hollow), then the mutual information between the tasks that R0 is compared with: ``theory``,
+    a pair of arrays (distortion, I(Z1; Z2)), and ``empirical``, the table returned by
+    :func:`gwnlib.metrics.empirical_mutual_information` (appendix D.3). beta = 1 should put R0
+    above the empirical mutual information and beta = 2 below it (section 4.1).
+    """
+    _require(results, ["codec"], "results")
+    if codec not in set(results.codec):
+        raise ValueError(
+            f"codec {codec!r} has no runs in results; it has {sorted(set(results.codec))}"
+        )
+    if paper is not None:
+        _require(paper, ["codec"], "paper")
+        paper = paper[paper.codec == codec]
+    ax = rate_distortion(results[results.codec == codec], rate="r0", quality=quality, by="beta",
+                         ax=ax, paper=paper, label_format=f"{codec}, " + r"$\beta$ = {beta:g}",
+                         rate_unit=rate_unit, quality_unit=quality_unit)  # fmt: skip
+    if theory is not None:
+        distortion, information = (np.asarray(a, dtype=float) for a in theory)
+        if distortion.shape != information.shape:
+            raise ValueError("theory must be a pair of equal-length arrays (distortion, MI)")
+        order = np.argsort(distortion)
+        ax.plot(distortion[order], information[order], "k-", lw=1,
+                label=r"$I(\hat Z_1; \hat Z_2)$, theory")  # fmt: skip
+    if empirical is not None:
+        _require(empirical, ["distortion", "mutual_information"], "empirical")
+        ax.plot(empirical.distortion, empirical.mutual_information, "k--", lw=1,
+                label=r"$\hat I(\hat Z_1; \hat Z_2)$, empirical")  # fmt: skip
+    ax.legend(fontsize=7)
+    return ax

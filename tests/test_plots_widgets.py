@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from gwnlib import plots  # noqa: E402
+from gwnlib import paper, plots  # noqa: E402
+from gwnlib.metrics import empirical_mutual_information  # noqa: E402
 from gwnlib.theory.gray_wyner import GrayWynerBounds  # noqa: E402
 from gwnlib.widgets import beta_explorer  # noqa: E402
 
@@ -53,4 +54,85 @@ def test_beta_explorer_redraws_on_the_slider(monkeypatch):
     assert (slider.min, slider.max, slider.value) == (1.0, 2.0, 1.5)
     slider.value = 1.95  # triggers a redraw through the observer
     assert slider.value == 1.95 and out is box.children[1]
+    plt.close("all")
+
+
+# Our "own" runs for the rate-distortion figures: the paper's synthetic table with rates 5% higher
+# and the rows shuffled, so that the figures must sort each line by quality.
+PAPER = paper.results("synthetic")
+RUNS = PAPER.assign(rate_transmit=PAPER.rate_transmit * 1.05, r0=PAPER.r0 * 1.05).sample(
+    frac=1, random_state=0
+)
+
+
+def _lines(ax):
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def test_rate_distortion_draws_one_sorted_line_per_group_and_the_papers_points_hollow():
+    ax = plots.rate_distortion(RUNS, paper=PAPER)
+    lines = _lines(ax)
+    codecs = ["combined", "independent", "joint", "separated", "shared"]
+    assert sorted(lines) == sorted(codecs + [f"{codec} (paper)" for codec in codecs])
+    for codec in codecs:
+        ours, theirs = lines[codec], lines[f"{codec} (paper)"]
+        x = ours.get_xdata()
+        assert list(x) == sorted(x) and len(x) == len(PAPER[PAPER.codec == codec])
+        assert ours.get_linestyle() == "-" and theirs.get_linestyle() == "None"
+        assert theirs.get_markerfacecolor() == "none" and theirs.get_color() == ours.get_color()
+    joint = PAPER[PAPER.codec == "joint"].sort_values("d1")
+    assert list(lines["joint (paper)"].get_ydata()) == list(joint.rate_transmit)
+    assert ax.get_xlabel() == "$D_1$ + $D_2$ (RMSE)"
+    assert ax.get_ylabel() == "transmit rate $R_t$ (bits per pixel)"
+    plt.close("all")
+
+
+def test_rate_distortion_groups_by_several_columns_and_matches_the_papers_nan_beta():
+    ax = plots.rate_distortion(RUNS, rate="rate_receive", by=["codec", "beta"], paper=PAPER)
+    labels = set(_lines(ax))
+    assert {"shared, beta = 1", "shared, beta = 1.5", "separated, beta = 2"} <= labels
+    assert {"joint, beta = nan", "joint, beta = nan (paper)", "shared, beta = 2 (paper)"} <= labels
+    assert len(labels) == 2 * 11 and ax.get_ylabel().startswith("receive rate")
+    ax = plots.rate_distortion(RUNS, quality="d1", by=["codec", "beta"], quality_unit="MSE",
+                               label_format="{codec} at {beta}")  # fmt: skip
+    assert "shared at 1.5" in _lines(ax) and ax.get_xlabel() == "$D_1$ (MSE)"
+    plt.close("all")
+
+
+def test_rate_distortion_names_a_missing_column():
+    with pytest.raises(KeyError, match="results has no column 'd2'"):
+        plots.rate_distortion(RUNS.drop(columns="d2"))
+    with pytest.raises(KeyError, match="results has no column 'pmf'"):
+        plots.rate_distortion(RUNS, by="pmf")
+    with pytest.raises(KeyError, match="paper has no column 'd1'"):
+        plots.rate_distortion(RUNS, paper=paper.results("colored_mnist"))
+    plt.close("all")
+
+
+def test_common_rate_draws_one_line_per_beta_with_the_mutual_information():
+    joint, independent = PAPER[PAPER.codec == "joint"], PAPER[PAPER.codec == "independent"]
+    empirical = empirical_mutual_information(
+        joint.rate_transmit, joint.d1 + joint.d2, independent.rate_transmit,
+        independent.d1 + independent.d2,
+    )  # fmt: skip
+    theory = ([0.9, 0.1, 0.5], [0.05, 0.3, 0.15])
+    ax = plots.common_rate(RUNS, theory=theory, empirical=empirical, paper=PAPER)
+    lines = _lines(ax)
+    for beta in ("1", "1.5", "2"):
+        ours = lines[rf"shared, $\beta$ = {beta}"]
+        theirs = lines[rf"shared, $\beta$ = {beta} (paper)"]
+        assert list(ours.get_xdata()) == sorted(ours.get_xdata())
+        assert theirs.get_markerfacecolor() == "none" and theirs.get_color() == ours.get_color()
+    assert list(lines[r"$I(\hat Z_1; \hat Z_2)$, theory"].get_xdata()) == [0.1, 0.5, 0.9]
+    empirical_line = lines[r"$\hat I(\hat Z_1; \hat Z_2)$, empirical"]
+    assert list(empirical_line.get_ydata()) == list(empirical.mutual_information)
+    assert len(lines) == 8 and ax.get_ylabel() == "common rate $R_0$ (bits per pixel)"
+    plt.close("all")
+
+
+def test_common_rate_rejects_an_absent_codec_and_a_bad_theory():
+    with pytest.raises(ValueError, match="codec 'proposed' has no runs.*'shared'"):
+        plots.common_rate(RUNS, codec="proposed")
+    with pytest.raises(ValueError, match="theory must be a pair"):
+        plots.common_rate(RUNS, theory=([0.1, 0.2], [1.0]))
     plt.close("all")
