@@ -1,7 +1,10 @@
-"""Command line: ``python -m gwnlib book`` executes the chapters and builds the book.
+"""Command line of gwnlib.
 
-``python3 make.py book`` (at the top of the checkout) creates the environment first and then runs
-this; inside an environment that already has gwnlib, call it directly.
+``python -m gwnlib book`` executes the chapters and builds the book (``python3 make.py book`` at
+the top of the checkout creates the environment first and then runs this). ``python -m gwnlib
+sweep NAME`` trains a chapter's sweep outside the notebook, on this machine or a Slurm cluster,
+e.g. ``python -m gwnlib sweep synthetic --preset paper --executor slurm --gpus 1 --timeout-min
+600 --partition gpu --export``. ``python -m gwnlib bench synthetic`` measures throughput.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--batch-size", type=int, default=100)
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
     bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
+    _add_sweep_parser(commands)
     args = parser.parse_args(argv)
 
+    if args.command == "sweep":
+        return _sweep(args)
     if args.command == "bench":
         from gwnlib.bench import synthetic_batches
 
@@ -62,6 +68,144 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if index is not None:
         print(f"Book built: {index}")
+    return 0
+
+
+def _add_sweep_parser(commands) -> None:
+    from gwnlib.sweep import CLUSTERS, EXECUTORS, SWEEPS
+    from gwnlib.train import AMP_MODES
+
+    sweep = commands.add_parser(
+        "sweep", help="train a chapter's sweep (resumable; finished points are skipped)"
+    )
+    sweep.add_argument("name", choices=sorted(SWEEPS), help="which chapter's sweep")
+    sweep.add_argument("--preset", default="smoke", help=f"one of {', '.join(PRESETS)}")
+    sweep.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
+    sweep.add_argument("--executor", default="sequential", choices=EXECUTORS)
+    sweep.add_argument("--workers", type=int, default=None, help="processes (executor pool)")
+    sweep.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="NAME=V1[,V2...]",
+        help="only points with these settings, e.g. --where codec=shared,joint",
+    )
+    sweep.add_argument("--root", default=None, help="run directories (default: GWN_RUNS_DIR)")
+    sweep.add_argument("--amp", default="auto", choices=AMP_MODES)
+    sweep.add_argument("--compile", action="store_true", help="torch.compile the codec")
+    sweep.add_argument("--list", action="store_true", help="list the points and their status")
+    sweep.add_argument(
+        "--export",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FOLDER",
+        help="write the results CSV (default folder: book/results)",
+    )
+    slurm = sweep.add_argument_group("slurm (executor slurm, through submitit)")
+    slurm.add_argument(
+        "--cluster",
+        default=None,
+        choices=CLUSTERS,
+        help="default: slurm when sbatch exists, else local processes",
+    )
+    slurm.add_argument("--partition", default=None)
+    slurm.add_argument("--gpus", type=int, default=None, help="GPUs per job")
+    slurm.add_argument("--cpus", type=int, default=None, help="CPUs per job")
+    slurm.add_argument("--mem-gb", type=float, default=None)
+    slurm.add_argument("--timeout-min", type=int, default=None, help="time limit per job")
+    slurm.add_argument("--parallelism", type=int, default=None, help="array jobs at once")
+    slurm.add_argument("--no-array", action="store_true", help="one job per point")
+    slurm.add_argument("--no-wait", action="store_true", help="submit and return")
+    sweep.set_defaults(parser=sweep)
+
+
+def _parse_where(items: list[str]) -> dict:
+    where = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name or not values:
+            raise ValueError(f"--where must look like NAME=VALUE[,VALUE...]; got {item!r}")
+        where[name] = [_number_or_text(v) for v in values.split(",")]
+    return where
+
+
+def _number_or_text(value: str):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _sweep(args) -> int:
+    from gwnlib.sweep import named
+
+    slurm = {
+        key: value
+        for key, value in {
+            "slurm_partition": args.partition,
+            "gpus_per_node": args.gpus,
+            "cpus_per_task": args.cpus,
+            "mem_gb": args.mem_gb,
+            "timeout_min": args.timeout_min,
+            "slurm_array_parallelism": args.parallelism,
+        }.items()
+        if value is not None
+    }
+    try:
+        sweep = named(args.name, args.preset, root=args.root)
+        where = _parse_where(args.where)
+        if where:
+            sweep = sweep.select(**where)
+        if args.list:
+            print(sweep.status().to_string(index=False))
+            return 0
+        options = {}
+        if args.executor == "slurm":
+            options = {
+                "cluster": args.cluster,
+                "array": not args.no_array,
+                "wait": not args.no_wait,
+                "slurm": slurm,
+            }
+        elif slurm or args.cluster or args.no_array or args.no_wait:
+            raise ValueError("the slurm options need --executor slurm")
+        if args.executor == "pool":
+            options["workers"] = args.workers
+        elif args.workers is not None:
+            raise ValueError("--workers needs --executor pool")
+        table = sweep.run(
+            args.executor, device=args.device, amp=args.amp, compile=args.compile, **options
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    columns = [
+        c
+        for c in (
+            "codec",
+            "pmf",
+            "beta",
+            "eta",
+            "r0",
+            "r1",
+            "r2",
+            "rate_transmit",
+            "rate_receive",
+            "d1",
+            "d2",
+            "acc1",
+            "acc2",
+        )
+        if c in table
+    ]
+    if len(table):
+        print(table[columns].to_string(index=False))
+    print(f"{len(table)} of {len(sweep.configs())} point(s) finished in {sweep.root}")
+    if args.export is not None:
+        print(f"results written to {sweep.export(args.export or None)}")
     return 0
 
 

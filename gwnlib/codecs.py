@@ -159,10 +159,12 @@ class GrayWynerCodec(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict:
         y, aux = self.encode(x)
-        likelihoods = self.likelihoods(y)
-        pixels = x.shape[-2] * x.shape[-1]
-        rates = {f"r{key[1]}": bits(lik).mean() / pixels for key, lik in likelihoods.items()}
-        zero = x.new_zeros(())
+        # Rates stay in float32 under mixed precision: the entropy models see float32 integers.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            likelihoods = self.likelihoods({key: value.float() for key, value in y.items()})
+            pixels = x.shape[-2] * x.shape[-1]
+            rates = {f"r{key[1]}": bits(lik).mean() / pixels for key, lik in likelihoods.items()}
+        zero = x.new_zeros((), dtype=torch.float32)
         r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
         return {
             **y,

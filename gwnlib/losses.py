@@ -50,7 +50,9 @@ class GrayWynerLoss(nn.Module):
         zero = output["z1_hat"].new_zeros(())
         r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
         rate = self.beta * r0 + r1 + r2
-        d1 = self.distortions[0](output["z1_hat"], z1)
-        d2 = self.distortions[1](output["z2_hat"], z2)
-        loss = self.eta * rate + d1 + d2 + self.gamma * output["aux"]
-        return {"loss": loss, "rate": rate, "d1": d1, "d2": d2, "aux": output["aux"]}
+        # Distortions in float32 even when the decoders ran under bfloat16 autocast.
+        d1 = self.distortions[0](output["z1_hat"].float(), z1)
+        d2 = self.distortions[1](output["z2_hat"].float(), z2)
+        aux = output["aux"].float()
+        loss = self.eta * rate + d1 + d2 + self.gamma * aux
+        return {"loss": loss, "rate": rate, "d1": d1, "d2": d2, "aux": aux}

@@ -29,6 +29,10 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 DATA_DIR_ENV = "GWN_DATA_DIR"
 #: Environment variable that overrides where computed artefacts (not datasets) are cached.
 CACHE_DIR_ENV = "GWN_CACHE_DIR"
+#: Environment variable that overrides where training runs (run directories) are kept.
+RUNS_DIR_ENV = "GWN_RUNS_DIR"
+#: Environment variable that overrides where finished sweep results for the book are read from.
+RESULTS_DIR_ENV = "GWN_RESULTS_DIR"
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,6 +131,30 @@ def cache_dir() -> Path:
     if configured is not None:
         return configured
     return (_env_path("XDG_CACHE_HOME") or Path("~/.cache").expanduser().resolve()) / "gwnlib"
+
+
+def runs_dir() -> Path:
+    """Where training runs keep their run directories (:mod:`gwnlib.train`).
+
+    ``GWN_RUNS_DIR`` when set, else ``runs`` inside :func:`cache_dir`: a finished run is reused by
+    every chapter and sweep that asks for the same config.
+    """
+    return _env_path(RUNS_DIR_ENV) or cache_dir() / "runs"
+
+
+def results_dir() -> Path:
+    """Where the book's committed sweep results live (``book/results`` of the checkout).
+
+    ``GWN_RESULTS_DIR`` when set; else ``book/results`` of the checkout (or ``./results`` when
+    gwnlib is installed outside a checkout). Chapters load a sweep's results from here when
+    present and train otherwise (:meth:`gwnlib.sweep.Sweep.load_or_run`).
+    """
+    configured = _env_path(RESULTS_DIR_ENV)
+    if configured is not None:
+        return configured
+    if (_PROJECT_ROOT / "pyproject.toml").is_file() and (_PROJECT_ROOT / "book").is_dir():
+        return _PROJECT_ROOT / "book" / "results"
+    return Path.cwd() / "results"
 
 
 def _env_path(name: str) -> Path | None:

@@ -1,6 +1,7 @@
-"""Shared test setup: the offline data root and the gpu marker."""
+"""Shared test setup: the offline data root, a private runs folder and the gpu marker."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,11 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # Tests and CI read real data from the offline copy beside the checkout when it exists.
 if not os.environ.get("GWN_DATA_DIR") and SHARED_DATA.is_dir():
     os.environ["GWN_DATA_DIR"] = str(SHARED_DATA)
+
+# Training runs made by tests (and by the chapters they execute) go to a fresh folder, never into
+# the user's run cache: a test must train, not find an old result.
+if not os.environ.get("GWN_RUNS_DIR"):
+    os.environ["GWN_RUNS_DIR"] = tempfile.mkdtemp(prefix="gwn-test-runs-")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -405,15 +405,25 @@ class ColoredMNIST(torch.utils.data.Dataset):
             return self._colours.clone()
         return self._draw(_check_epoch(epoch))
 
-    def tensors(self, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def tensors(
+        self, epoch: int | None = None, count: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The whole split at once: (images [N, 3, 32, 32] float32, digits [N], colours [N]).
 
-        ``epoch`` as in :meth:`colours`. Item i equals ``self[i]`` at that epoch. For small-data
-        runs and for training from GPU memory; the training split takes about 600 MB.
+        ``epoch`` as in :meth:`colours`; ``count``: only the first ``count`` items (all when
+        None). Item i equals ``self[i]`` at that epoch. For small-data runs and for training
+        from GPU memory; the training split takes about 600 MB.
         """
-        colours = self.colours(epoch)
-        images = _assemble(self._planes, self._positions, colours)
-        return images, self.digits.clone(), colours
+        n = len(self)
+        if count is not None:
+            if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+                raise TypeError(f"count must be an integer in [1, {n}] or None; got {count!r}")
+            if not 1 <= count <= n:
+                raise ValueError(f"count must be an integer in [1, {n}] or None; got {count}")
+            n = int(count)
+        colours = self.colours(epoch)[:n]
+        images = _assemble(self._planes, self._positions[:n], colours)
+        return images, self.digits[:n].clone(), colours
 
     def __repr__(self) -> str:
         return (

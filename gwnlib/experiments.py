@@ -1,0 +1,332 @@
+"""What one training run is: a dataset, a codec, a loss, and the preset table (paper Table 1).
+
+A run is described by a :class:`RunConfig`, a flat, frozen record of everything that decides its
+numbers: the dataset and its options, the codec and its width, beta and eta (Eq. 12), the seed,
+and the schedule (batch size, learning rate, patience, epochs). :func:`resolve` builds one from a
+dataset's preset in :data:`TRAINING_PRESETS` plus overrides, and :attr:`RunConfig.key`, a hash of
+it, names the run's directory, so that the same run is never trained twice. How a run is
+executed (device, mixed precision, ``torch.compile``) is not part of the config: it changes
+speed, not what is trained.
+
+:class:`Experiment` turns a config into the objects the training loop needs: the codec with its
+task heads, the loss with its task distortions, and seeded batches for the train, validation and
+test splits. Chapter 5 (training) explains the presets; chapters 6 and 7 use them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gwnlib.codecs import CODECS, GrayWynerCodec, build
+from gwnlib.heads import classifier_head, regression_head
+from gwnlib.losses import GrayWynerLoss, rmse
+from gwnlib.runtime import check_preset
+
+#: Datasets that :func:`resolve` knows (the vision tasks come with their chapter).
+DATASETS = ("synthetic", "colored_mnist")
+
+#: Settings shared by every preset of a dataset: the paper's Table 1 and appendix D.
+_COMMON = {
+    "synthetic": {
+        "transform": "shuffle",  # pixel-(un)shuffle transforms (D.3)
+        "beta": 1.0,
+        "lr": 1e-4,
+        "clip": 1.0,
+        "gamma": 1.0,
+        "accumulate": 1,
+    },
+    "colored_mnist": {
+        "transform": "conv",  # strided convolutions (D.1)
+        "latent_channels": 6,
+        "beta": 0.1,  # D.4: beta = 1/10 lets the common channel carry information
+        "pmf": "dependent",
+        "lr": 1e-4,
+        "clip": 1.0,
+        "gamma": 1.0,
+        "accumulate": 1,
+        "batch_size": 100,
+    },
+}
+
+#: The preset table: one row per (dataset, preset). ``paper`` is the paper's Table 1 with the
+#: authors' per-dataset patience and epochs; ``short`` shows the paper's trends in minutes per
+#: point on one GPU (coloured MNIST: on a laptop CPU); ``smoke`` checks that the code runs, in
+#: seconds per point on a 2-core CPU, and is never a reproduction. Steps are optimiser steps;
+#: ``None`` sizes mean "the whole split".
+TRAINING_PRESETS: dict[str, dict[str, dict]] = {
+    "synthetic": {
+        "paper": dict(side=64, latent_channels=512, batch_size=100, patience=10,
+                      max_epochs=100, train_steps=1000, val_steps=100, test_steps=100,
+                      real_bits_samples=100),
+        "short": dict(side=64, latent_channels=512, batch_size=100, patience=3,
+                      max_epochs=15, train_steps=300, val_steps=20, test_steps=20,
+                      real_bits_samples=20),
+        "smoke": dict(side=32, latent_channels=32, batch_size=8, patience=1,
+                      max_epochs=2, train_steps=6, val_steps=2, test_steps=2,
+                      real_bits_samples=2),
+    },
+    "colored_mnist": {
+        "paper": dict(patience=25, max_epochs=200, train_size=None, val_size=10_000,
+                      test_size=None, real_bits_samples=1000),
+        "short": dict(patience=3, max_epochs=12, train_size=10_000, val_size=2000,
+                      test_size=None, real_bits_samples=200),
+        "smoke": dict(patience=1, max_epochs=2, train_size=256, val_size=128,
+                      test_size=128, real_bits_samples=8, batch_size=32),
+    },
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's numbers. Build it with :func:`resolve`.
+
+    Fields that do not apply to the dataset are ``None`` (``side`` and the ``*_steps`` for the
+    synthetic stream; ``pmf`` and the ``*_size`` split sizes for coloured MNIST).
+    """
+
+    dataset: str
+    preset: str
+    codec: str
+    beta: float
+    eta: float
+    seed: int
+    latent_channels: int
+    transform: str
+    batch_size: int
+    accumulate: int
+    lr: float
+    clip: float
+    gamma: float
+    patience: int
+    max_epochs: int
+    real_bits_samples: int
+    side: int | None = None
+    train_steps: int | None = None
+    val_steps: int | None = None
+    test_steps: int | None = None
+    pmf: str | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def key(self) -> str:
+        """A 12-hex-digit hash of the config: the name of its run directory."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        """A short human-readable name, e.g. ``shared beta=1 eta=0.01 seed=0``."""
+        pmf = f" {self.pmf}" if self.pmf else ""
+        return f"{self.codec}{pmf} beta={self.beta:g} eta={self.eta:g} seed={self.seed}"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+_POSITIVE_INT = ("latent_channels", "batch_size", "accumulate", "patience", "max_epochs")
+_OPTIONAL_POSITIVE_INT = ("side", "train_steps", "val_steps", "test_steps", "train_size",
+                          "val_size", "test_size")  # fmt: skip
+
+
+def resolve(dataset: str, preset: str = "smoke", **overrides) -> RunConfig:
+    """The config of ``dataset`` under ``preset``, with ``overrides`` (e.g. codec, beta, eta).
+
+    ``resolve("synthetic", "paper", codec="shared", beta=1.5, eta=0.01)``. Unknown datasets,
+    presets and fields, and out-of-range values, raise ``ValueError`` naming what is accepted.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
+    check_preset(preset)
+    settings = {"codec": "shared", "eta": 0.01, "seed": 0, **_COMMON[dataset]}
+    settings.update(TRAINING_PRESETS[dataset][preset])
+    unknown = sorted(set(overrides) - set(_FIELDS) | set(overrides) & {"dataset", "preset"})
+    if unknown:
+        accepted = ", ".join(sorted(set(_FIELDS) - {"dataset", "preset"}))
+        raise ValueError(f"unknown run setting(s) {', '.join(unknown)}; accepted: {accepted}")
+    settings.update(overrides)
+    return _checked(RunConfig(dataset=dataset, preset=preset, **settings))
+
+
+def from_dict(values: dict) -> RunConfig:
+    """The :class:`RunConfig` of a ``config.json`` (as written by :meth:`RunConfig.to_dict`)."""
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"not a run config: unknown field(s) {', '.join(unknown)}")
+    return _checked(RunConfig(**values))
+
+
+def _checked(config: RunConfig) -> RunConfig:
+    from gwnlib.data.colored_mnist import PMFS
+
+    if config.dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {config.dataset!r}")
+    check_preset(config.preset)
+    if config.codec not in CODECS:
+        raise ValueError(f"codec must be one of {', '.join(CODECS)}; got {config.codec!r}")
+    for name in ("beta", "eta", "lr", "clip"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a number > 0; got {value!r}")
+    if isinstance(config.gamma, bool) or not config.gamma >= 0:
+        raise ValueError(f"gamma must be a number >= 0; got {config.gamma!r}")
+    for name in _POSITIVE_INT + ("seed", "real_bits_samples") + _OPTIONAL_POSITIVE_INT:
+        value = getattr(config, name)
+        if value is None and name in _OPTIONAL_POSITIVE_INT:
+            continue
+        low = 0 if name in ("seed", "real_bits_samples") else 1
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    if config.transform not in ("conv", "shuffle"):
+        raise ValueError(f"transform must be 'conv' or 'shuffle'; got {config.transform!r}")
+    if config.dataset == "synthetic":
+        for name in ("side", "train_steps", "val_steps", "test_steps"):
+            if getattr(config, name) is None:
+                raise ValueError(f"{name} must be set for the synthetic source")
+        if config.side % 16:
+            raise ValueError(f"side must be a multiple of 16 (four 2x stages); got {config.side}")
+    if config.dataset == "colored_mnist" and config.pmf not in PMFS:
+        raise ValueError(f"pmf must be one of {', '.join(PMFS)}; got {config.pmf!r}")
+    # Normalise numeric types so that equal configs hash equally (1 and 1.0, numpy ints).
+    floats = {name: float(getattr(config, name)) for name in ("beta", "eta", "lr", "clip", "gamma")}
+    ints = {
+        name: int(getattr(config, name))
+        for name in _POSITIVE_INT + _OPTIONAL_POSITIVE_INT + ("seed", "real_bits_samples")
+        if getattr(config, name) is not None
+    }
+    return dataclasses.replace(config, **floats, **ints)
+
+
+def derive_seed(seed: int, *stream) -> int:
+    """A seed for one named stream of a run (``derive_seed(0, "train", 3)``), independent of the
+    others: the run's batches are a pure function of (seed, split, epoch), so a resumed run sees
+    exactly the batches it would have seen."""
+    words = [int(seed)] + [
+        int.from_bytes(hashlib.sha256(str(part).encode()).digest()[:4], "big") for part in stream
+    ]
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
+
+
+class Experiment:
+    """The objects a run needs, built from its :class:`RunConfig` on ``device``.
+
+    ``codec()``: the codec with its heads (seeded); ``loss()``: Eq. 12 with the task
+    distortions; ``batches(split, epoch)``: ``(x, t1, t2)`` batches on ``device``;
+    ``steps(split)``: how many batches ``batches`` yields; ``task_metrics(output, t1, t2)``:
+    extra quality measures (top-1 accuracies for classification).
+    """
+
+    def __init__(self, config: RunConfig, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+
+    # -- model -------------------------------------------------------------------------------
+    def codec(self) -> GrayWynerCodec:
+        c = self.config
+        torch.manual_seed(derive_seed(c.seed, "init"))
+        if c.dataset == "synthetic":
+            heads = (regression_head(2, 1), regression_head(2, 1))
+            return build(c.codec, in_channels=2, latent_channels=c.latent_channels,
+                         transform=c.transform, heads=heads)  # fmt: skip
+        heads = (classifier_head(3 * 32 * 32, 10), classifier_head(3 * 32 * 32, 10))
+        return build(c.codec, in_channels=3, latent_channels=c.latent_channels,
+                     transform=c.transform, features=3, heads=heads)  # fmt: skip
+
+    def loss(self) -> GrayWynerLoss:
+        c = self.config
+        if c.dataset == "synthetic":
+            distortions = (rmse, rmse)  # D.3: RMSE over the batch, as the authors compute it
+        else:
+            distortions = (F.cross_entropy, F.cross_entropy)  # D.4: digit and colour
+        return GrayWynerLoss(beta=c.beta, eta=c.eta, gamma=c.gamma, distortions=distortions)
+
+    def task_metrics(self, output: dict, t1: torch.Tensor, t2: torch.Tensor) -> dict:
+        """Top-1 accuracies ``acc1``, ``acc2`` for classification (the paper's 1/D); else {}."""
+        if self.config.dataset != "colored_mnist":
+            return {}
+        return {
+            "acc1": (output["z1_hat"].argmax(1) == t1).float().mean(),
+            "acc2": (output["z2_hat"].argmax(1) == t2).float().mean(),
+        }
+
+    # -- data --------------------------------------------------------------------------------
+    def steps(self, split: str) -> int:
+        """Batches per pass over ``split`` (train: micro-batches = steps x accumulate)."""
+        c = self.config
+        _check_split(split)
+        if c.dataset == "synthetic":
+            steps = {"train": c.train_steps, "val": c.val_steps, "test": c.test_steps}[split]
+            return steps * (c.accumulate if split == "train" else 1)
+        size = {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
+        n = size if size is not None else len(_mnist_dataset(split, c.pmf, c.seed, c.val_size))
+        return -(-n // c.batch_size)
+
+    def batches(self, split: str, epoch: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+        """``(x, t1, t2)`` batches of ``split`` at ``epoch``, a pure function of (seed, split,
+        epoch). Validation and test batches are the same at every epoch."""
+        c = self.config
+        _check_split(split)
+        epoch = epoch if split == "train" else 0
+        if c.dataset == "synthetic":
+            source = _synthetic_source(c.side, str(self.device))
+            stream = source.batches(c.batch_size, seed=derive_seed(c.seed, split, epoch))
+            for _ in range(self.steps(split)):
+                yield next(stream)
+            return
+        images, digits, colours = self._mnist(split, epoch)
+        n = len(images)
+        if split == "train":
+            generator = torch.Generator().manual_seed(derive_seed(c.seed, "shuffle", epoch))
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        for start in range(0, n, c.batch_size):
+            index = order[start : start + c.batch_size]
+            yield (
+                images[index].to(self.device, non_blocking=True),
+                digits[index].to(self.device, non_blocking=True),
+                colours[index].to(self.device, non_blocking=True),
+            )
+
+    def _mnist(self, split: str, epoch: int = 0):
+        c = self.config
+        size = {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
+        return _mnist_tensors(split, c.pmf, c.seed, c.val_size, size, epoch)
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be one of train, val, test; got {split!r}")
+
+
+@functools.lru_cache(maxsize=4)
+def _synthetic_source(side: int, device: str):
+    from gwnlib.data.synthetic import SyntheticGrayWyner
+
+    return SyntheticGrayWyner(side=side, device=device)
+
+
+def _mnist_tensors(split, pmf, seed, val_size, size, epoch):
+    """(images, digits, colours) of a coloured-MNIST split, the first ``size`` items (all when
+    None). The datasets are cached per process; the colours are drawn per epoch."""
+    dataset = _mnist_dataset(split, pmf, seed, val_size)
+    if size is not None and size > len(dataset):
+        raise ValueError(f"{split}_size must be at most {len(dataset)}; got {size}")
+    return dataset.tensors(epoch, count=size)
+
+
+@functools.lru_cache(maxsize=6)
+def _mnist_dataset(split, pmf, seed, val_size):
+    from gwnlib.data.colored_mnist import ColoredMNIST
+
+    return ColoredMNIST(split=split, pmf=pmf, seed=seed, val_size=val_size)

@@ -1,0 +1,370 @@
+"""Sweeps: grids of runs keyed by config hash, resumable, on one CPU, a process pool or Slurm.
+
+A :class:`Sweep` is a dataset, a preset and a grid, e.g. codec x beta x eta x seed. Each grid
+point resolves to a :class:`~gwnlib.experiments.RunConfig` whose hash names its run directory
+(:func:`gwnlib.train.run_dir`), so a point is trained at most once: finished points are skipped,
+interrupted ones resume from their last epoch, and duplicates in a grid collapse. A sweep killed
+at any moment therefore resumes without losing or repeating work. :meth:`Sweep.results` gathers
+the finished points into one pandas DataFrame (one row per run).
+
+The same sweep runs unchanged under three executors (:data:`EXECUTORS`):
+
+- ``"sequential"`` (default; what notebooks use): one point after another in this process;
+- ``"pool"``: a local pool of processes (``workers``), each with its share of the CPU threads;
+- ``"slurm"``: one Slurm job per point, or a job array, through ``submitit`` (GPUs, CPUs, time
+  limit and partition as options). ``cluster="local"`` or ``"debug"`` runs the same jobs on this
+  machine, which is how the tests check this path.
+
+Named sweeps (:data:`SWEEPS`) are the chapters' grids; ``python -m gwnlib sweep NAME`` runs one
+outside the notebook, e.g. on a cluster. Chapters call :meth:`Sweep.load_or_run`: the book's
+committed results (``book/results/NAME-PRESET.csv``, one row per run with its preset, hardware
+and date) when they exist, else train.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import itertools
+import multiprocessing
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
+from gwnlib.runtime import check_preset, results_dir, runs_dir
+from gwnlib.train import RunInProgress, fit, is_finished, load_metrics, run_dir
+
+#: Ways to execute a sweep's points.
+EXECUTORS = ("sequential", "pool", "slurm")
+#: submitit clusters for the ``"slurm"`` executor (``None``: Slurm when ``sbatch`` exists).
+CLUSTERS = ("slurm", "local", "debug")
+
+#: The paper's synthetic etas (Tables 2-5) and coloured-MNIST etas (Table 6).
+SYNTHETIC_ETAS = (0.001, 0.01, 0.1, 0.5, 1.0)
+MNIST_ETAS = (1.0, 10.0, 25.0, 50.0, 75.0, 100.0)
+
+#: The chapters' sweeps: name -> (dataset, grid). A grid is a dict of lists (their product) or a
+#: list of such dicts (the union of their products).
+SWEEPS: dict[str, tuple[str, list[dict]]] = {
+    # Sec. 4.1, Tables 2-5: the baselines over eta; the three-channel codecs over beta and eta.
+    "synthetic": (
+        "synthetic",
+        [
+            {"codec": ["joint", "independent"], "beta": [1.0], "eta": list(SYNTHETIC_ETAS)},
+            {
+                "codec": ["shared", "separated", "combined"],
+                "beta": [1.0, 1.5, 2.0],
+                "eta": list(SYNTHETIC_ETAS),
+            },
+        ],
+    ),
+    # Sec. 4.2, Table 6: Shared per PMF over eta; Independent for the Mixture PMF.
+    "colored_mnist": (
+        "colored_mnist",
+        [
+            {
+                "codec": ["shared"],
+                "pmf": ["dependent", "independent", "mixture"],
+                "eta": list(MNIST_ETAS),
+            },
+            {"codec": ["independent"], "pmf": ["mixture"], "eta": list(MNIST_ETAS[:5])},
+        ],
+    ),
+}
+
+
+def expand(grid: dict | list[dict]) -> list[dict]:
+    """The grid's points: the product of each dict's value lists, dicts concatenated, in order."""
+    grids = [grid] if isinstance(grid, dict) else list(grid)
+    points = []
+    for part in grids:
+        if not isinstance(part, dict):
+            raise TypeError(f"a grid is a dict of lists or a list of such dicts; got {part!r}")
+        names = list(part)
+        values = []
+        for name in names:
+            options = part[name]
+            if isinstance(options, (str, bytes)) or not isinstance(options, Iterable):
+                options = [options]
+            options = list(options)
+            if not options:
+                raise ValueError(f"grid entry {name!r} has no values")
+            values.append(options)
+        points += [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+    return points
+
+
+@dataclass
+class Sweep:
+    """A grid of runs of one dataset under one preset.
+
+    ``grid``: see :func:`expand`; ``settings``: fixed overrides for every point (e.g.
+    ``{"max_epochs": 5}``); ``where``: keep only points whose settings take these values (a value
+    or a list of values per name); ``root``: where run directories live
+    (default :func:`gwnlib.runtime.runs_dir`); ``name``: the results file's stem.
+    """
+
+    dataset: str
+    grid: dict | list[dict]
+    preset: str = "smoke"
+    settings: dict = field(default_factory=dict)
+    where: dict = field(default_factory=dict)
+    root: str | Path | None = None
+    name: str | None = None
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {self.dataset!r}")
+        check_preset(self.preset)
+        self.name = self.name or self.dataset
+        self.root = Path(self.root) if self.root is not None else runs_dir()
+        self.configs()  # fail now, not in a worker, on a bad grid
+
+    # -- the points ----------------------------------------------------------------------------
+    def configs(self) -> list[RunConfig]:
+        """The resolved configs of the grid, filtered by ``where``, without duplicates."""
+        seen, configs = set(), []
+        for point in expand(self.grid):
+            config = resolve(self.dataset, self.preset, **{**self.settings, **point})
+            if not _matches(config, self.where) or config.key in seen:
+                continue
+            seen.add(config.key)
+            configs.append(config)
+        return configs
+
+    def select(self, **where) -> Sweep:
+        """The same sweep restricted to points whose settings take the given values."""
+        return dataclasses.replace(self, where={**self.where, **where})
+
+    def pending(self) -> list[RunConfig]:
+        """The points not finished yet."""
+        return [c for c in self.configs() if not is_finished(run_dir(c, self.root))]
+
+    def status(self) -> pd.DataFrame:
+        """One row per point: its label, key, run directory, and finished or not."""
+        rows = []
+        for config in self.configs():
+            folder = run_dir(config, self.root)
+            rows.append(
+                {
+                    "label": config.label(),
+                    "key": config.key,
+                    "finished": is_finished(folder),
+                    "started": (folder / "config.json").is_file(),
+                    "dir": str(folder),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(
+        self,
+        executor: str = "sequential",
+        device: str = "auto",
+        amp: str = "auto",
+        compile: bool = False,
+        progress: bool = True,
+        workers: int | None = None,
+        cluster: str | None = None,
+        array: bool = True,
+        wait: bool = True,
+        slurm: dict | None = None,
+    ) -> pd.DataFrame:
+        """Train every pending point and return :meth:`results`.
+
+        ``executor``: one of :data:`EXECUTORS`. ``workers``: processes of the ``"pool"``
+        executor (default: up to 4, one per 2 CPU cores). For ``"slurm"``: ``cluster`` (one of
+        :data:`CLUSTERS`; default Slurm when available, else local processes), ``array`` (one
+        job array rather than one job per point), ``wait`` (block until the jobs end; False
+        returns the results finished so far at once), ``slurm``: submitit parameters, e.g.
+        ``{"gpus_per_node": 1, "timeout_min": 600, "slurm_partition": "gpu",
+        "cpus_per_task": 8}``. Points that fail are reported together at the end (a
+        ``RuntimeError`` naming them) after the others have run.
+        """
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
+        if executor != "slurm" and (cluster is not None or slurm):
+            raise ValueError("cluster and slurm options apply only to executor='slurm'")
+        if executor != "pool" and workers is not None:
+            raise ValueError("workers applies only to executor='pool'")
+        pending = self.pending()
+        options = {"root": str(self.root), "device": device, "amp": amp, "compile": compile}
+        jobs = [(c.to_dict(), options) for c in pending]
+        if executor == "sequential":
+            failures = _run_sequential(jobs, progress)
+        elif executor == "pool":
+            failures = _run_pool(jobs, workers, progress)
+        else:
+            failures = _run_submitit(jobs, self, cluster, array, wait, slurm or {}, progress)
+        if failures:
+            lines = "\n".join(f"  {label}: {error}" for label, error in failures)
+            raise RuntimeError(f"{len(failures)} of {len(jobs)} point(s) failed:\n{lines}")
+        return self.results()
+
+    # -- results ---------------------------------------------------------------------------------
+    def results(self) -> pd.DataFrame:
+        """The finished points' final metrics, one row per run, in grid order."""
+        rows = [
+            load_metrics(run_dir(c, self.root))
+            for c in self.configs()
+            if is_finished(run_dir(c, self.root))
+        ]
+        return pd.DataFrame(rows)
+
+    def results_file(self, folder: str | Path | None = None) -> Path:
+        """``<folder>/<name>-<preset>.csv`` (folder: :func:`gwnlib.runtime.results_dir`)."""
+        folder = Path(folder) if folder is not None else results_dir()
+        return folder / f"{self.name}-{self.preset}.csv"
+
+    def export(self, folder: str | Path | None = None) -> Path:
+        """Write :meth:`results` (merged with rows already in the file for other points) to
+        :meth:`results_file`, atomically; each row keeps its preset, hardware and date."""
+        from gwnlib.train import atomic_write
+
+        path = self.results_file(folder)
+        table = self.results()
+        if path.is_file():
+            old = pd.read_csv(path)
+            table = pd.concat([old[~old["key"].isin(table.get("key", []))], table])
+        text = table.to_csv(index=False)
+        atomic_write(path, lambda f: f.write(text.encode()))
+        return path
+
+    def load(self, folder: str | Path | None = None) -> pd.DataFrame | None:
+        """The committed results of this sweep's points (None when there is no results file)."""
+        path = self.results_file(folder)
+        if not path.is_file():
+            return None
+        table = pd.read_csv(path)
+        keys = [c.key for c in self.configs()]
+        return table[table["key"].isin(keys)].reset_index(drop=True)
+
+    def load_or_run(self, folder: str | Path | None = None, **run_options) -> pd.DataFrame:
+        """Committed results when they exist (see :meth:`load`), else :meth:`run` (options as
+        there). The ``source`` column says which: ``"committed"`` or ``"trained"``."""
+        table = self.load(folder)
+        if table is not None:
+            return table.assign(source="committed")
+        return self.run(**run_options).assign(source="trained")
+
+
+def named(name: str, preset: str = "smoke", **options) -> Sweep:
+    """A chapter's sweep from :data:`SWEEPS`, e.g. ``named("synthetic", "paper")``."""
+    if name not in SWEEPS:
+        raise ValueError(f"sweep must be one of {', '.join(SWEEPS)}; got {name!r}")
+    dataset, grid = SWEEPS[name]
+    return Sweep(dataset, grid, preset=preset, name=name, **options)
+
+
+def _matches(config: RunConfig, where: dict) -> bool:
+    values = config.to_dict()
+    for name, wanted in where.items():
+        if name not in values:
+            raise ValueError(f"cannot select on {name!r}: not a run setting")
+        if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Iterable):
+            wanted = [wanted]
+        if values[name] not in list(wanted):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# One point, and the executors
+# --------------------------------------------------------------------------------------------
+
+
+def run_point(config: dict, options: dict) -> dict:
+    """Train one point (a config dict) to the end; what every executor calls. A point that
+    another process is training is skipped (``{"key": ..., "skipped": "in progress"}``)."""
+    resolved = from_dict(config)
+    try:
+        return fit(
+            resolved,
+            root=options["root"],
+            device=options["device"],
+            amp=options["amp"],
+            compile=options["compile"],
+            progress=options.get("progress", False),
+        )
+    except RunInProgress:
+        return {"key": resolved.key, "skipped": "in progress"}
+
+
+def _label(config: dict) -> str:
+    return from_dict(config).label()
+
+
+def _run_sequential(jobs, progress):
+    failures = []
+    for config, options in tqdm(jobs, desc="sweep", unit="run", disable=not progress):
+        try:
+            run_point(config, {**options, "progress": progress})
+        except Exception as exc:  # noqa: BLE001  (reported with the others at the end)
+            failures.append((_label(config), f"{type(exc).__name__}: {exc}"))
+    return failures
+
+
+def _pool_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _run_pool(jobs, workers, progress):
+    cores = os.cpu_count() or 1
+    if workers is None:
+        workers = max(1, min(4, cores // 2))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    if not jobs:
+        return []
+    failures = []
+    context = multiprocessing.get_context("spawn")  # no forked CUDA or thread pools
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_pool_init,
+        initargs=(max(1, cores // workers),),
+    ) as pool:
+        futures = {pool.submit(run_point, config, options): config for config, options in jobs}
+        done = concurrent.futures.as_completed(futures)
+        bar = tqdm(done, total=len(futures), desc="sweep", unit="run", disable=not progress)
+        for future in bar:
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001
+                failures.append((_label(futures[future]), f"{type(exc).__name__}: {exc}"))
+    return failures
+
+
+def _run_submitit(jobs, sweep: Sweep, cluster, array, wait, parameters, progress):
+    import submitit
+
+    if cluster is not None and cluster not in CLUSTERS:
+        raise ValueError(f"cluster must be one of {', '.join(CLUSTERS)}; got {cluster!r}")
+    if not jobs:
+        return []
+    folder = Path(sweep.root) / "submitit" / f"{sweep.name}-{sweep.preset}"
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    executor.update_parameters(**{"name": f"gwn-{sweep.name}", **parameters})
+    configs = [config for config, _ in jobs]
+    options = [options for _, options in jobs]
+    if array:
+        submitted = executor.map_array(run_point, configs, options)
+    else:
+        submitted = [executor.submit(run_point, c, o) for c, o in jobs]
+    if not wait:
+        return []
+    failures = []
+    labels = {job.job_id: _label(config) for job, config in zip(submitted, configs, strict=True)}
+    done = submitit.helpers.as_completed(submitted)
+    for job in tqdm(done, total=len(submitted), desc="sweep", unit="job", disable=not progress):
+        try:
+            job.result()
+        except Exception as exc:  # noqa: BLE001
+            failures.append((labels[job.job_id], f"{type(exc).__name__}: {exc}"))
+    return failures

@@ -1,0 +1,461 @@
+"""Training one run: the fit loop, early stopping, run directories and resumable checkpoints.
+
+:func:`fit` trains the codec of a :class:`~gwnlib.experiments.RunConfig` with the paper's recipe
+(Table 1, appendix D.2): Adam at lr 1e-4, gradient-norm clipping at 1, optional gradient
+accumulation, early stopping on the validation objective (Eq. 12 with Eq. 15, the training loss
+evaluated on fixed validation batches) with patience, and at most ``max_epochs`` epochs of
+``train_steps`` optimiser steps each. On a GPU the transforms run under bfloat16 autocast by
+default while the entropy models' likelihoods, hence every rate, stay in float32.
+
+A run lives in its directory ``<root>/<dataset>/<config key>/``:
+
+- ``config.json``: the resolved config (and, under ``"runtime"``, how it was executed);
+- ``history.csv``: one row per epoch (train and validation loss, rates, distortions, speed);
+- ``best.pt``: the best checkpoint (weights, epoch, validation loss);
+- ``last.pt``: the resume state (weights, optimiser, counters, history) while the run is going;
+- ``metrics.json``: final test metrics of the best checkpoint (every rate R0, R1, R2, R_t, R_r,
+  every distortion, task accuracies, and real bits from ``codec.compress``). It is written last:
+  a run is finished exactly when it exists.
+
+Every file is written atomically (a temporary file, flushed and synced, then renamed over the
+old one), so a run killed at any moment leaves each file either old or new, never broken.
+``last.pt`` is the commit point of an epoch: ``history.csv`` and ``best.pt`` are exported after it
+and re-exported on resume. Batches are a pure function of (seed, split, epoch) and the codecs have
+no randomness, so on the CPU a killed run resumed from ``last.pt`` ends bit for bit where an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from gwnlib.experiments import Experiment, RunConfig, from_dict, resolve
+from gwnlib.runtime import device as resolve_device
+from gwnlib.runtime import hardware, runs_dir
+
+#: Accepted values of ``fit(amp=...)``: ``"auto"`` is bfloat16 autocast on CUDA, float32 elsewhere.
+AMP_MODES = ("auto", "bf16", "fp32")
+#: The rate and distortion terms logged for every epoch and reported at the end.
+TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic files
+# --------------------------------------------------------------------------------------------
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    """Write ``path`` through ``write(file)`` atomically: into a temporary file in the same
+    folder, flushed and synced, then renamed over ``path``. If ``write`` raises (or the process
+    dies), ``path`` keeps its old content and the temporary file is removed (or left with a
+    ``.tmp`` name that :func:`remove_stale_temporaries` cleans up)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path
+
+
+def write_json(path: str | Path, value) -> Path:
+    """Atomically write ``value`` as indented JSON."""
+    text = json.dumps(value, indent=2, sort_keys=False) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_torch(path: str | Path, value) -> Path:
+    """Atomically ``torch.save`` ``value``."""
+    return atomic_write(path, lambda f: torch.save(value, f))
+
+
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Delete temporary files that killed writers left in ``folder``."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# --------------------------------------------------------------------------------------------
+# Run directories
+# --------------------------------------------------------------------------------------------
+
+
+def run_dir(config: RunConfig, root: str | Path | None = None) -> Path:
+    """``<root>/<dataset>/<config key>``; ``root`` defaults to :func:`gwnlib.runtime.runs_dir`."""
+    return Path(root if root is not None else runs_dir()) / config.dataset / config.key
+
+
+def is_finished(folder: str | Path) -> bool:
+    """Whether the run in ``folder`` has written its final ``metrics.json``."""
+    return (Path(folder) / "metrics.json").is_file()
+
+
+def load_metrics(folder: str | Path) -> dict:
+    """The final metrics of a finished run."""
+    return json.loads((Path(folder) / "metrics.json").read_text())
+
+
+def load_codec(folder: str | Path, device: str = "auto"):
+    """The best checkpoint's codec of the run in ``folder``, in eval mode on ``device``."""
+    folder = Path(folder)
+    config = from_dict(json.loads((folder / "config.json").read_text())["config"])
+    dev = resolve_device(device)
+    codec = Experiment(config, dev).codec()
+    state = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
+    codec.load_state_dict(state["model"])
+    return codec.to(dev).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# The fit loop
+# --------------------------------------------------------------------------------------------
+
+
+def fit(
+    config: RunConfig | dict | None = None,
+    root: str | Path | None = None,
+    device: str = "auto",
+    amp: str = "auto",
+    compile: bool = False,
+    progress: bool = True,
+    log_every: int = 25,
+    **overrides,
+) -> dict:
+    """Train one run to the end (or resume it) and return its final metrics.
+
+    ``config``: a :class:`RunConfig`, its dict, or None to build one with
+    ``resolve(**overrides)`` (e.g. ``fit(dataset="synthetic", preset="smoke", codec="joint")``).
+    ``root``: where run directories live (default :func:`gwnlib.runtime.runs_dir`).
+    ``device``: as :func:`gwnlib.device`; ``amp``: one of :data:`AMP_MODES`; ``compile``: wrap
+    the codec in ``torch.compile`` for training; ``progress``: tqdm bars with rates and
+    distortions, refreshed every ``log_every`` steps (the only host synchronisations in a step).
+
+    A finished run is not retrained: its ``metrics.json`` is returned. An interrupted one
+    resumes from ``last.pt``.
+    """
+    config = _as_config(config, overrides)
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
+    if not isinstance(log_every, int) or log_every < 1:
+        raise ValueError(f"log_every must be an integer >= 1; got {log_every!r}")
+    dev = resolve_device(device)
+    folder = run_dir(config, root)
+    _claim(folder, config)
+    with _exclusive(folder):
+        return _fit(config, folder, dev, amp, compile, progress, log_every)
+
+
+class RunInProgress(RuntimeError):
+    """Another process is training this run (its directory is locked)."""
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path):
+    """Hold an exclusive lock on ``folder`` (POSIX ``flock``; released when the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process protection
+        yield
+        return
+    with open(folder / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInProgress(f"another process is training the run in {folder}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fit(config, folder, dev, amp, compile, progress, log_every) -> dict:
+    if is_finished(folder):
+        with contextlib.suppress(OSError):
+            (folder / "last.pt").unlink()  # a kill between metrics.json and this leaves it
+        return load_metrics(folder)
+    remove_stale_temporaries(folder)
+    use_bf16 = amp == "bf16" or (amp == "auto" and dev.type == "cuda")
+    runtime = {
+        "device": str(dev),
+        "hardware": hardware(dev),
+        "amp": "bf16" if use_bf16 else "fp32",
+        "compile": bool(compile),
+        "torch": torch.__version__,
+    }
+    write_json(folder / "config.json", {"config": config.to_dict(), "runtime": runtime})
+
+    experiment = Experiment(config, dev)
+    codec = experiment.codec().to(dev)
+    loss_fn = experiment.loss()
+    optimizer = torch.optim.Adam(codec.parameters(), lr=config.lr, betas=(0.9, 0.999))
+    state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    last = folder / "last.pt"
+    if last.is_file():
+        saved = torch.load(last, map_location="cpu", weights_only=True)
+        codec.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = saved["state"]
+        _export(folder, codec, config, state)  # history.csv and best.pt may lag last.pt
+    train_step = torch.compile(codec) if compile else codec
+    autocast = _autocast(dev, use_bf16)
+
+    epochs = tqdm(
+        total=config.max_epochs,
+        initial=state["epoch"],
+        desc=config.label(),
+        unit="epoch",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    while not _should_stop(state, config):
+        epoch = state["epoch"]
+        started = time.perf_counter()
+        train = _train_epoch(
+            experiment, train_step, loss_fn, optimizer, autocast, epoch, progress, log_every
+        )
+        train_seconds = time.perf_counter() - started
+        val = evaluate(experiment, codec, loss_fn, "val", autocast)
+        improved = val["loss"] < state["best_loss"]
+        state["epoch"] = epoch + 1
+        if improved:
+            state["best_loss"], state["best_epoch"], state["bad_epochs"] = val["loss"], epoch + 1, 0
+        else:
+            state["bad_epochs"] += 1
+        samples = experiment.steps("train") * config.batch_size
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                **{f"train_{k}": v for k, v in train.items()},
+                **{f"val_{k}": v for k, v in val.items()},
+                "train_seconds": train_seconds,
+                "samples_per_s": samples / train_seconds,
+            }
+        )
+        save_torch(
+            last, {"model": codec.state_dict(), "optimizer": optimizer.state_dict(), "state": state}
+        )
+        _export(folder, codec, config, state)
+        epochs.set_postfix(val_loss=f"{val['loss']:.4f}", best=state["best_epoch"])
+        epochs.update(1)
+    epochs.close()
+    return _finish(folder, experiment, codec, loss_fn, autocast, state, runtime)
+
+
+def _as_config(config, overrides) -> RunConfig:
+    if config is None:
+        return resolve(**overrides)
+    if overrides:
+        raise TypeError(f"pass either a config or settings, not both; got {sorted(overrides)}")
+    if isinstance(config, dict):
+        return from_dict(config)
+    if not isinstance(config, RunConfig):
+        raise TypeError(f"config must be a RunConfig or a dict; got {type(config).__name__}")
+    return config
+
+
+def _claim(folder: Path, config: RunConfig) -> None:
+    """Create ``folder`` or check that it holds this very config."""
+    saved = folder / "config.json"
+    if saved.is_file():
+        existing = json.loads(saved.read_text())["config"]
+        if existing != config.to_dict():
+            raise RuntimeError(f"{folder} holds another run's config; refusing to mix them")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _should_stop(state: dict, config: RunConfig) -> bool:
+    return state["epoch"] >= config.max_epochs or state["bad_epochs"] >= config.patience
+
+
+def _autocast(dev: torch.device, bf16: bool):
+    if not bf16:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+
+
+def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progress, log_every):
+    config = experiment.config
+    model.train()
+    sums = {key: torch.zeros((), device=experiment.device) for key in TERMS}
+    steps = experiment.steps("train")
+    bar = tqdm(
+        total=steps // config.accumulate,
+        desc=f"epoch {epoch + 1}",
+        unit="step",
+        leave=False,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    for i, (x, t1, t2) in enumerate(experiment.batches("train", epoch)):
+        with autocast():
+            output = model(x)
+            terms = loss_fn(output, t1, t2)
+        (terms["loss"] / config.accumulate).backward()
+        for key in TERMS:
+            sums[key] += _term(output, terms, key).detach().float()
+        if (i + 1) % config.accumulate:
+            continue
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        bar.update(1)
+        step = (i + 1) // config.accumulate
+        if progress and step % log_every == 0:
+            shown = ("loss", "rate_transmit", "d1", "d2")
+            mean = {key: (sums[key] / (i + 1)).item() for key in shown}
+            bar.set_postfix(
+                loss=f"{mean['loss']:.4f}",
+                R_t=f"{mean['rate_transmit']:.3f}",
+                D1=f"{mean['d1']:.3f}",
+                D2=f"{mean['d2']:.3f}",
+            )
+    bar.close()
+    return {key: value.item() / steps for key, value in sums.items()}
+
+
+def _term(output: dict, terms: dict, key: str) -> torch.Tensor:
+    if key in terms:
+        return terms[key]
+    if key in ("rate_transmit", "rate_receive"):
+        return output[key]
+    return output["rates"].get(key, output["rate_transmit"].new_zeros(()))
+
+
+@torch.no_grad()
+def evaluate(experiment, codec, loss_fn, split: str = "val", autocast=contextlib.nullcontext):
+    """Mean loss, rates, distortions and task metrics of ``codec`` over ``split``'s batches
+    (batch means averaged over batches, as the training loss)."""
+    was_training = codec.training
+    codec.eval()
+    sums: dict[str, torch.Tensor] = {}
+    count = 0
+    for x, t1, t2 in experiment.batches(split):
+        with autocast():
+            output = codec(x)
+            terms = loss_fn(output, t1, t2)
+        values = {key: _term(output, terms, key) for key in TERMS}
+        values.update(experiment.task_metrics(output, t1, t2))
+        for key, value in values.items():
+            sums[key] = sums.get(key, 0) + value.detach().float()
+        count += 1
+    codec.train(was_training)
+    return {key: value.item() / count for key, value in sums.items()}
+
+
+def real_rates(codec, x: torch.Tensor) -> dict:
+    """Real bits per input pixel of ``x`` from entropy coding (payload of each stream, without
+    the 24-byte headers, which are reported as ``header_bits_per_stream``)."""
+    from gwnlib.coding import HEADER_SIZE
+
+    codec.eval()
+    with torch.no_grad():
+        streams = codec.compress(x)
+    pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
+    rates = {
+        f"real_r{key[1]}": sum(8 * (len(s) - HEADER_SIZE) for s in strings) / pixels
+        for key, strings in streams["strings"].items()
+    }
+    r0, r1, r2 = (rates.get(f"real_r{i}", 0.0) for i in range(3))
+    rates.update(real_rate_transmit=r0 + r1 + r2, real_rate_receive=2 * r0 + r1 + r2)
+    rates["header_bits_per_stream"] = 8 * HEADER_SIZE
+    return rates
+
+
+def _export(folder: Path, codec, config: RunConfig, state: dict) -> None:
+    """Write history.csv and, when the last committed epoch was the best, best.pt."""
+    history = state["history"]
+    if history:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(history[-1]))
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write(folder / "history.csv", lambda f: f.write(buffer.getvalue().encode()))
+    best = folder / "best.pt"
+    if state["best_epoch"] == state["epoch"] and state["epoch"] > 0:
+        saved_epoch = None
+        if best.is_file():
+            saved = torch.load(best, map_location="cpu", weights_only=True, mmap=True)
+            saved_epoch = saved["epoch"]
+        if saved_epoch != state["best_epoch"]:
+            save_torch(
+                best,
+                {
+                    "model": codec.state_dict(),
+                    "epoch": state["best_epoch"],
+                    "val_loss": state["best_loss"],
+                    "config": config.to_dict(),
+                },
+            )
+
+
+def _finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dict:
+    config = experiment.config
+    if not (folder / "best.pt").is_file():
+        raise RuntimeError(
+            f"run {config.label()} never reached a finite validation loss in {state['epoch']} "
+            f"epoch(s) (training diverged); its history is in {folder / 'history.csv'}"
+        )
+    saved = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
+    codec.load_state_dict(saved["model"])
+    test = evaluate(experiment, codec, loss_fn, "test", autocast)
+    x = _first_inputs(experiment, config.real_bits_samples)
+    real = real_rates(codec, x) if x is not None else {}
+    history = state["history"]
+    metrics = {
+        "key": config.key,
+        **config.to_dict(),
+        **test,
+        **real,
+        "real_bits_samples": 0 if x is None else len(x),
+        "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "best_val_loss": state["best_loss"],
+        "train_seconds": sum(row["train_seconds"] for row in history),
+        "samples_per_s": history[-1]["samples_per_s"] if history else float("nan"),
+        **runtime,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(folder / "metrics.json", metrics)
+    with contextlib.suppress(OSError):
+        (folder / "last.pt").unlink()
+    return metrics
+
+
+def _first_inputs(experiment, count: int) -> torch.Tensor | None:
+    """The first ``count`` test inputs, for the real-bits measurement (None when count is 0)."""
+    if count == 0:
+        return None
+    inputs, have = [], 0
+    for x, _, _ in experiment.batches("test"):
+        inputs.append(x[: count - have])
+        have += len(inputs[-1])
+        if have >= count:
+            break
+    return torch.cat(inputs)

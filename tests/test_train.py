@@ -1,0 +1,336 @@
+"""Training: configs, presets, the fit loop, early stopping, atomic files, resume after a kill."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gwnlib import train
+from gwnlib.codecs import build
+from gwnlib.experiments import TRAINING_PRESETS, Experiment, from_dict, resolve
+from gwnlib.heads import regression_head
+from gwnlib.runtime import PRESETS
+
+# A run small enough for tests: the smoke preset of the synthetic source.
+TINY = {"dataset": "synthetic", "preset": "smoke", "codec": "shared", "eta": 0.05}
+TIMING_KEYS = {"train_seconds", "samples_per_s", "date"}
+
+
+def _without_timings(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
+
+
+# -- configs ----------------------------------------------------------------------------------
+
+
+def test_every_dataset_has_every_preset():
+    for dataset, presets in TRAINING_PRESETS.items():
+        assert tuple(presets) == ("paper", "short", "smoke") or set(presets) == set(PRESETS)
+        for preset in PRESETS:
+            resolve(dataset, preset)  # each resolves to a valid config
+
+
+def test_paper_preset_is_the_papers_table_1():
+    synthetic = resolve("synthetic", "paper")
+    assert (synthetic.latent_channels, synthetic.batch_size, synthetic.lr) == (512, 100, 1e-4)
+    assert (synthetic.patience, synthetic.max_epochs) == (10, 100)
+    assert (synthetic.train_steps, synthetic.val_steps, synthetic.side) == (1000, 100, 64)
+    assert (synthetic.transform, synthetic.clip, synthetic.gamma) == ("shuffle", 1.0, 1.0)
+    mnist = resolve("colored_mnist", "paper")
+    assert (mnist.latent_channels, mnist.batch_size, mnist.beta) == (6, 100, 0.1)
+    assert (mnist.patience, mnist.max_epochs, mnist.transform) == (25, 200, "conv")
+
+
+def test_config_key_identifies_the_run():
+    a = resolve("synthetic", "smoke", codec="shared", beta=1, eta=0.1)
+    assert a.key == resolve("synthetic", "smoke", codec="shared", beta=1.0, eta=0.1).key
+    assert a.key != resolve("synthetic", "smoke", codec="shared", beta=1.5, eta=0.1).key
+    assert a.key != resolve("synthetic", "short", codec="shared", beta=1, eta=0.1).key
+    assert from_dict(json.loads(json.dumps(a.to_dict()))) == a
+    assert len(a.key) == 12 and isinstance(a.beta, float)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dataset": "cifar"}, "dataset must be one of synthetic, colored_mnist"),
+        ({"preset": "huge"}, "preset must be one of smoke, short, paper"),
+        ({"codec": "shard"}, "codec must be one of shared, separated"),
+        ({"eta": 0}, "eta must be a number > 0"),
+        ({"beta": -1.0}, "beta must be a number > 0"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"side": 40}, "side must be a multiple of 16"),
+        ({"learning_rate": 1e-3}, "unknown run setting.*learning_rate.*accepted:.*lr"),
+        ({"dataset": "colored_mnist", "pmf": "uniform"}, "pmf must be one of dependent"),
+    ],
+)
+def test_bad_settings_name_the_parameter(kwargs, match):
+    settings = {"dataset": "synthetic", "preset": "smoke", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        resolve(**settings)
+
+
+def test_batches_are_a_pure_function_of_seed_split_and_epoch():
+    experiment = Experiment(resolve(**TINY))
+    first = [x for x, _, _ in experiment.batches("train", epoch=1)]
+    again = [x for x, _, _ in experiment.batches("train", epoch=1)]
+    other = [x for x, _, _ in experiment.batches("train", epoch=2)]
+    assert len(first) == experiment.steps("train") == 6
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0], other[0])
+    val0 = next(experiment.batches("val", epoch=0))[0]
+    assert torch.equal(val0, next(experiment.batches("val", epoch=5))[0])  # fixed validation
+    assert not torch.equal(val0, next(experiment.batches("test"))[0])
+
+
+# -- atomic files -------------------------------------------------------------------------------
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "metrics.json"
+    train.write_json(path, {"old": True})
+
+    def broken(f):
+        f.write(b'{"new": tr')  # half a file, then the writer dies
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        train.atomic_write(path, broken)
+    assert json.loads(path.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_writer_killed_at_any_moment_leaves_a_whole_file(tmp_path):
+    path = tmp_path / "state.json"
+    script = textwrap.dedent(f"""
+        from gwnlib.train import write_json
+        i = 0
+        while True:
+            write_json({str(path)!r}, {{"i": i, "pad": "x" * 2_000_000}})
+            i += 1
+    """)
+    for delay in (0.6, 0.9, 1.3):
+        proc = subprocess.Popen([sys.executable, "-c", script])
+        time.sleep(delay)
+        while not path.exists():
+            time.sleep(0.05)
+        time.sleep(0.05 * delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        value = json.loads(path.read_text())  # never a torn file
+        assert len(value["pad"]) == 2_000_000
+    train.remove_stale_temporaries(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+# -- the fit loop -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    metrics = train.fit(**TINY, root=root, device="cpu", progress=False)
+    return root, metrics
+
+
+def test_a_run_writes_its_directory(finished_run):
+    root, metrics = finished_run
+    folder = train.run_dir(resolve(**TINY), root)
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "best.pt",
+        "config.json",
+        "history.csv",
+        "metrics.json",
+    ]
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["config"] == resolve(**TINY).to_dict()
+    assert saved["runtime"]["device"] == "cpu" and saved["runtime"]["amp"] == "fp32"
+    history = (folder / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + metrics["epochs"] and "val_rate_transmit" in history[0]
+    for key in ("r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "loss"):
+        assert math.isfinite(metrics[key]), key
+    assert metrics["rate_transmit"] == pytest.approx(metrics["r0"] + metrics["r1"] + metrics["r2"])
+    assert metrics["rate_receive"] == pytest.approx(metrics["rate_transmit"] + metrics["r0"])
+    for key in ("real_r0", "real_r1", "real_r2", "real_rate_transmit", "real_rate_receive"):
+        assert metrics[key] > 0, key
+    assert metrics["real_bits_samples"] == 2 and metrics["header_bits_per_stream"] == 192
+    assert metrics["key"] == folder.name and metrics["preset"] == "smoke"
+
+
+def test_real_bits_track_the_estimated_rates(finished_run):
+    root, metrics = finished_run
+    codec = train.load_codec(train.run_dir(resolve(**TINY), root), device="cpu")
+    experiment = Experiment(resolve(**TINY))
+    x = next(experiment.batches("test"))[0][:2]
+    with torch.no_grad():
+        estimated = codec(x)["rates"]
+    real = train.real_rates(codec, x)
+    pixels = x.shape[-1] * x.shape[-2]
+    for key in ("r0", "r1", "r2"):
+        # rANS adds at most a few bytes per stream over -log2 p.
+        assert real[f"real_{key}"] == pytest.approx(estimated[key].item(), abs=2 * 64 / pixels)
+
+
+def test_a_finished_run_is_not_trained_again(finished_run, monkeypatch):
+    root, metrics = finished_run
+    monkeypatch.setattr(train, "_train_epoch", lambda *a, **k: pytest.fail("retrained"))
+    assert train.fit(**TINY, root=root, device="cpu", progress=False) == metrics
+
+
+def test_training_is_deterministic_on_the_cpu(finished_run, tmp_path):
+    _, metrics = finished_run
+    again = train.fit(**TINY, root=tmp_path, device="cpu", progress=False)
+    assert _without_timings(again) == _without_timings(metrics)
+
+
+def test_early_stopping_waits_patience_epochs_after_the_best(tmp_path, monkeypatch):
+    losses = iter([5.0, 4.0, 4.5, 3.9, 4.2, 4.1, 4.0, 1.0])
+    real_evaluate = train.evaluate
+
+    def scripted(experiment, codec, loss_fn, split="val", autocast=None):
+        result = real_evaluate(experiment, codec, loss_fn, split)
+        return {**result, "loss": next(losses)} if split == "val" else result
+
+    monkeypatch.setattr(train, "evaluate", scripted)
+    config = resolve(**TINY, patience=3, max_epochs=20, train_steps=1)
+    metrics = train.fit(config, root=tmp_path, device="cpu", progress=False)
+    # Best at epoch 4 (3.9); epochs 5, 6, 7 do not improve: stop after epoch 7, not at 8.
+    assert (metrics["best_epoch"], metrics["epochs"]) == (4, 7)
+    assert metrics["best_val_loss"] == 3.9
+    saved = torch.load(train.run_dir(config, tmp_path) / "best.pt", weights_only=True)
+    assert saved["epoch"] == 4
+
+
+def test_max_epochs_bounds_training(tmp_path):
+    config = resolve(**TINY, patience=50, max_epochs=3, train_steps=1)
+    metrics = train.fit(config, root=tmp_path, device="cpu", progress=False)
+    assert metrics["epochs"] == 3
+
+
+def test_gradient_accumulation_runs_accumulate_micro_batches_per_step(tmp_path, monkeypatch):
+    steps = []
+    real_step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a: steps.append(1) or None)
+    config = resolve(**TINY, accumulate=3, train_steps=2, max_epochs=1)
+    assert Experiment(config).steps("train") == 6  # micro-batches
+    train.fit(config, root=tmp_path, device="cpu", progress=False)
+    monkeypatch.setattr(torch.optim.Adam, "step", real_step)
+    assert len(steps) == 2
+
+
+def test_a_diverged_run_fails_clearly_and_writes_no_metrics(tmp_path, monkeypatch):
+    real_evaluate = train.evaluate
+
+    def nan_loss(experiment, codec, loss_fn, split="val", autocast=None):
+        return {**real_evaluate(experiment, codec, loss_fn, split), "loss": float("nan")}
+
+    monkeypatch.setattr(train, "evaluate", nan_loss)
+    config = resolve(**TINY, max_epochs=2, train_steps=1)
+    with pytest.raises(RuntimeError, match="never reached a finite validation loss"):
+        train.fit(config, root=tmp_path, device="cpu", progress=False)
+    assert not train.is_finished(train.run_dir(config, tmp_path))
+
+
+def test_a_run_being_trained_elsewhere_is_refused(tmp_path):
+    config = resolve(**TINY)
+    folder = train.run_dir(config, tmp_path)
+    folder.mkdir(parents=True)
+    with train._exclusive(folder), pytest.raises(train.RunInProgress):
+        train.fit(config, root=tmp_path, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"amp": "fp16"}, ValueError, "amp must be one of auto, bf16, fp32"),
+        ({"log_every": 0}, ValueError, "log_every must be an integer >= 1"),
+        ({"device": "tpu"}, ValueError, "device must be one of"),
+    ],
+)
+def test_bad_fit_options_are_refused(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        train.fit(**TINY, root=tmp_path, progress=False, **kwargs)
+
+
+def test_a_config_and_settings_together_are_refused(tmp_path):
+    with pytest.raises(TypeError, match="either a config or settings"):
+        train.fit(resolve(**TINY), root=tmp_path, eta=0.1)
+
+
+def test_bf16_autocast_keeps_likelihoods_and_rates_in_float32():
+    torch.manual_seed(0)
+    codec = build("shared", in_channels=2, latent_channels=8, transform="shuffle",
+                  heads=(regression_head(2), regression_head(2)))  # fmt: skip
+    x = torch.rand(2, 2, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = codec(x)
+    assert out["z1_hat"].dtype == torch.bfloat16  # the transforms did run in bfloat16
+    assert all(lik.dtype == torch.float32 for lik in out["likelihoods"].values())
+    assert all(rate.dtype == torch.float32 for rate in out["rates"].values())
+    assert out["rate_transmit"].dtype == torch.float32
+
+
+def test_colored_mnist_runs_report_accuracies(tmp_path):
+    metrics = train.fit(dataset="colored_mnist", preset="smoke", codec="shared", eta=1.0,
+                        root=tmp_path, device="cpu", progress=False, max_epochs=1)  # fmt: skip
+    assert 0 <= metrics["acc1"] <= 1 and 0 <= metrics["acc2"] <= 1
+    assert metrics["d1"] > 0 and metrics["real_rate_transmit"] > 0
+    assert metrics["pmf"] == "dependent" and metrics["beta"] == 0.1
+
+
+# -- resume after a kill --------------------------------------------------------------------------
+
+
+def test_a_killed_run_resumes_to_the_same_result(tmp_path):
+    config = resolve(**TINY, max_epochs=5, patience=10, train_steps=4)
+    root = tmp_path / "killed"
+    folder = train.run_dir(config, root)
+    script = textwrap.dedent(f"""
+        import json, time
+        from gwnlib import train
+        from gwnlib.experiments import from_dict
+        real = train._train_epoch
+        def slow(*args, **kwargs):
+            time.sleep(0.4)  # room for the kill to land inside an epoch
+            return real(*args, **kwargs)
+        train._train_epoch = slow
+        config = from_dict(json.loads({json.dumps(json.dumps(config.to_dict()))}))
+        train.fit(config, root={str(root)!r}, device="cpu", progress=False)
+    """)
+    # Same thread count as this process: float reductions (hence weights) depend on it.
+    script = f"import torch; torch.set_num_threads({torch.get_num_threads()})\n" + script
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    while not _epochs_done(folder) >= 2:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not train.is_finished(folder) and (folder / "last.pt").is_file()
+    killed_at = _epochs_done(folder)
+    assert 2 <= killed_at < 5
+
+    resumed = train.fit(config, root=root, device="cpu", progress=False)
+    uninterrupted = train.fit(config, root=tmp_path / "whole", device="cpu", progress=False)
+    assert resumed["epochs"] == 5
+    assert _without_timings(resumed) == _without_timings(uninterrupted)
+    best = [torch.load(train.run_dir(config, r) / "best.pt", weights_only=True)
+            for r in (root, tmp_path / "whole")]  # fmt: skip
+    assert best[0]["epoch"] == best[1]["epoch"]
+    assert all(torch.equal(best[0]["model"][k], best[1]["model"][k]) for k in best[1]["model"])
+    history = (folder / "history.csv").read_text().splitlines()
+    assert len(history) == 6  # header + 5 epochs: none lost, none repeated
+    assert not (folder / "last.pt").exists()
+
+
+def _epochs_done(folder: Path) -> int:
+    path = folder / "history.csv"
+    return len(path.read_text().splitlines()) - 1 if path.is_file() else 0
