@@ -161,10 +161,10 @@ class GrayWynerCodec(nn.Module):
         y, aux = self.encode(x)
         # Rates stay in float32 under mixed precision: the entropy models see float32 integers.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            likelihoods = self.likelihoods({key: value.float() for key, value in y.items()})
+            likelihoods = self.likelihoods({key: _at_least_float32(v) for key, v in y.items()})
             pixels = x.shape[-2] * x.shape[-1]
             rates = {f"r{key[1]}": bits(lik).mean() / pixels for key, lik in likelihoods.items()}
-        zero = x.new_zeros((), dtype=torch.float32)
+        zero = _at_least_float32(x.new_zeros(()))
         r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
         return {
             **y,
@@ -200,6 +200,11 @@ class GrayWynerCodec(nn.Module):
         from gwnlib import coding
 
         return coding.decompress(self, strings, shapes, tasks)
+
+
+def _at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` in float32 when it is in a lower precision (bfloat16/float16 autocast)."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
 
 
 def build(name: str, **config) -> GrayWynerCodec:

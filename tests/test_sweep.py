@@ -1,0 +1,220 @@
+"""Sweeps: grids, resume without lost or repeated points, the three executors, results, CLI."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+from gwnlib import sweep as sweep_module
+from gwnlib import train
+from gwnlib.__main__ import main
+from gwnlib.sweep import SWEEPS, Sweep, expand, named
+
+# Tiny points: one epoch of the synthetic smoke preset each.
+SETTINGS = {"max_epochs": 1, "train_steps": 2}
+VARYING = {"train_seconds", "samples_per_s", "date"}
+
+
+def tiny(root, grid=None, **kwargs):
+    grid = grid or {"codec": ["joint", "independent"], "eta": [0.1, 1.0]}
+    return Sweep("synthetic", grid, root=root, settings=SETTINGS, **kwargs)
+
+
+def comparable(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=sorted(VARYING)).sort_values("key").reset_index(drop=True)
+
+
+def test_a_grid_is_a_product_and_a_list_of_grids_a_union():
+    assert expand({"codec": ["a", "b"], "eta": [1, 2]}) == [
+        {"codec": "a", "eta": 1},
+        {"codec": "a", "eta": 2},
+        {"codec": "b", "eta": 1},
+        {"codec": "b", "eta": 2},
+    ]
+    assert expand([{"codec": "a", "eta": [1]}, {"codec": ["b"], "eta": 3}]) == [
+        {"codec": "a", "eta": 1},
+        {"codec": "b", "eta": 3},
+    ]
+    with pytest.raises(ValueError, match="'eta' has no values"):
+        expand({"eta": []})
+
+
+def test_the_chapters_sweeps_are_the_papers_grids():
+    synthetic = named("synthetic", "paper").configs()
+    assert len(synthetic) == 2 * 5 + 3 * 3 * 5  # Tables 2-5
+    assert {c.eta for c in synthetic} == {0.001, 0.01, 0.1, 0.5, 1.0}
+    assert {c.beta for c in synthetic if c.codec == "shared"} == {1.0, 1.5, 2.0}
+    mnist = named("colored_mnist", "paper").configs()
+    assert len(mnist) == 3 * 6 + 5  # Table 6 (the Mixture's Independent baseline: 5 etas)
+    assert {c.beta for c in mnist} == {0.1}
+    assert set(SWEEPS) == {"synthetic", "colored_mnist"}
+
+
+def test_duplicates_collapse_and_where_filters(tmp_path):
+    s = tiny(tmp_path, [{"codec": ["joint"], "eta": [0.1, 0.1, 1]}, {"codec": "joint", "eta": 1}])
+    assert [c.eta for c in s.configs()] == [0.1, 1.0]
+    assert [c.eta for c in s.select(eta=1.0).configs()] == [1.0]
+    assert s.select(eta=[0.1, 1.0], codec="shared").configs() == []
+    with pytest.raises(ValueError, match="cannot select on 'lambda'"):
+        s.select(**{"lambda": 1}).configs()
+
+
+def test_bad_sweeps_fail_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match="codec must be one of"):
+        tiny(tmp_path, {"codec": ["jointt"], "eta": [1]})
+    with pytest.raises(ValueError, match="preset must be one of"):
+        tiny(tmp_path, preset="medium")
+    with pytest.raises(ValueError, match="sweep must be one of synthetic, colored_mnist"):
+        named("cityscape")
+    with pytest.raises(ValueError, match="executor must be one of sequential, pool, slurm"):
+        tiny(tmp_path).run("threads")
+    with pytest.raises(ValueError, match="workers applies only to executor='pool'"):
+        tiny(tmp_path).run(workers=2)
+    with pytest.raises(ValueError, match="cluster must be one of slurm, local, debug"):
+        tiny(tmp_path).run("slurm", cluster="lsf")
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sequential")
+    s = tiny(root)
+    return s, s.run(device="cpu", progress=False)
+
+
+def test_a_sequential_sweep_gathers_one_row_per_point(sequential):
+    s, table = sequential
+    assert len(table) == 4 and list(table["key"]) == [c.key for c in s.configs()]
+    assert list(table["codec"]) == ["joint", "joint", "independent", "independent"]
+    for column in ("r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "real_r0"):
+        assert table[column].notna().all(), column
+    assert (table["preset"] == "smoke").all() and table["hardware"].str.startswith("CPU").all()
+    assert s.pending() == [] and s.status()["finished"].all()
+
+
+def test_finished_points_are_skipped(sequential, monkeypatch):
+    s, table = sequential
+    monkeypatch.setattr(sweep_module, "fit", lambda *a, **k: pytest.fail("trained again"))
+    pd.testing.assert_frame_equal(s.run(device="cpu", progress=False), table)
+
+
+def test_a_killed_sweep_resumes_without_losing_or_repeating_points(tmp_path):
+    s = tiny(tmp_path, {"codec": ["joint"], "eta": [0.01, 0.1, 0.5, 1.0]})
+    script = textwrap.dedent(f"""
+        from gwnlib.sweep import Sweep
+        Sweep("synthetic", {{"codec": ["joint"], "eta": [0.01, 0.1, 0.5, 1.0]}},
+              root={str(tmp_path)!r}, settings={SETTINGS!r}).run(device="cpu", progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    while len(s.results()) < 2:
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {c.key: train.run_dir(c, tmp_path) / "metrics.json" for c in s.configs()}
+    before = {k: p.stat().st_mtime_ns for k, p in finished.items() if p.is_file()}
+    assert 2 <= len(before) < 4
+
+    trained = []
+    real_fit = sweep_module.fit
+    sweep_module.fit = lambda config, **kw: trained.append(config.key) or real_fit(config, **kw)
+    try:
+        table = s.run(device="cpu", progress=False)
+    finally:
+        sweep_module.fit = real_fit
+    assert len(table) == 4
+    assert set(trained) == set(finished) - set(before)  # only the unfinished points ran
+    assert all(finished[k].stat().st_mtime_ns == t for k, t in before.items())  # untouched
+
+
+def test_a_process_pool_gives_the_sequential_results(sequential, tmp_path):
+    _, table = sequential
+    pooled = tiny(tmp_path).run("pool", device="cpu", workers=2, progress=False)
+    pd.testing.assert_frame_equal(comparable(pooled), comparable(table))
+
+
+def test_the_slurm_path_runs_through_submitits_local_executor(sequential, tmp_path):
+    _, table = sequential
+    s = tiny(tmp_path).select(codec="joint")
+    local = s.run("slurm", device="cpu", cluster="local", slurm={"timeout_min": 10},
+                  progress=False)  # fmt: skip
+    expected = table[table["codec"] == "joint"]
+    pd.testing.assert_frame_equal(comparable(local), comparable(expected))
+    logs = list((tmp_path / "submitit").rglob("*_log.out"))
+    assert len(logs) == 2  # one array task per point
+
+
+def test_the_slurm_path_one_job_per_point_with_the_debug_executor(sequential, tmp_path):
+    _, table = sequential
+    s = tiny(tmp_path).select(codec="independent")
+    debug = s.run("slurm", device="cpu", cluster="debug", array=False, progress=False)
+    expected = table[table["codec"] == "independent"]
+    pd.testing.assert_frame_equal(comparable(debug), comparable(expected))
+
+
+def test_failed_points_are_reported_together_after_the_others(tmp_path, monkeypatch):
+    real_fit = sweep_module.fit
+
+    def flaky(config, **kwargs):
+        if config.eta == 0.1:
+            raise RuntimeError("out of memory")
+        return real_fit(config, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "fit", flaky)
+    s = tiny(tmp_path, {"codec": ["joint"], "eta": [0.1, 1.0]})
+    with pytest.raises(RuntimeError, match=r"1 of 2 point\(s\) failed:\n  joint beta=1 eta=0.1"):
+        s.run(device="cpu", progress=False)
+    assert len(s.results()) == 1  # the other point finished
+
+
+def test_export_load_and_load_or_run(sequential, tmp_path, monkeypatch):
+    s, table = sequential
+    assert s.load(tmp_path) is None
+    path = s.export(tmp_path)
+    assert path == tmp_path / "synthetic-smoke.csv"
+    loaded = s.load(tmp_path)
+    assert len(loaded) == 4 and {"preset", "hardware", "date"} <= set(loaded.columns)
+    assert loaded["rate_transmit"].tolist() == pytest.approx(table["rate_transmit"].tolist())
+    monkeypatch.setattr(sweep_module, "fit", lambda *a, **k: pytest.fail("trained"))
+    assert (s.load_or_run(tmp_path)["source"] == "committed").all()
+    # Exporting a subset keeps the other points' rows.
+    s.select(codec="joint").export(tmp_path)
+    assert len(pd.read_csv(path)) == 4
+
+
+def test_load_or_run_trains_when_nothing_is_committed(sequential, tmp_path):
+    s, _ = sequential
+    assert (s.load_or_run(tmp_path, device="cpu", progress=False)["source"] == "trained").all()
+
+
+def test_the_command_line_runs_lists_and_exports(tmp_path, capsys):
+    args = ["sweep", "synthetic", "--where", "codec=joint", "--where", "eta=1",
+            "--root", str(tmp_path), "--device", "cpu"]  # fmt: skip
+    assert main([*args, "--list"]) == 0
+    assert "joint beta=1 eta=1 seed=0" in capsys.readouterr().out
+    assert main([*args, "--export", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 point(s) finished" in out
+    exported = pd.read_csv(tmp_path / "out" / "synthetic-smoke.csv")
+    metrics = json.loads(next(tmp_path.rglob("metrics.json")).read_text())
+    assert exported["key"].tolist() == [metrics["key"]]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--where", "eta"], "--where must look like NAME=VALUE"),
+        (["--gpus", "1"], "the slurm options need --executor slurm"),
+        (["--workers", "2"], "--workers needs --executor pool"),
+        (["--preset", "huge"], "preset must be one of"),
+    ],
+)
+def test_the_command_line_reports_bad_options(tmp_path, capsys, extra, message):
+    assert main(["sweep", "synthetic", "--root", str(tmp_path), *extra]) == 2
+    assert message in capsys.readouterr().err
