@@ -33,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-html", action="store_true", help="execute and write the status page, skip HTML"
     )
     bench = commands.add_parser("bench", help="measure throughput (see gwnlib.bench)")
-    bench.add_argument("what", choices=["synthetic"], help="what to measure")
+    bench.add_argument(
+        "what", choices=["synthetic", "train"], help="source batches, or the training step"
+    )
+    bench.add_argument("--codec", default="shared", help="codec of the training benchmark")
+    bench.add_argument("--preset", default="paper", help="size of the training benchmark")
+    bench.add_argument("--amp", default="auto", help="auto, bf16 or fp32 (training)")
     bench.add_argument("--batch-size", type=int, default=100)
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
     bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
@@ -43,9 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "bench":
-        from gwnlib.bench import synthetic_batches
+        from gwnlib.bench import synthetic_batches, training
 
-        result = synthetic_batches(args.batch_size, args.device, args.side)
+        if args.what == "train":
+            result = training(args.codec, preset=args.preset, device=args.device, amp=args.amp)
+        else:
+            result = synthetic_batches(args.batch_size, args.device, args.side)
         for key, value in result.items():
             print(f"{key:>14}: {value}")
         return 0

@@ -334,3 +334,14 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path):
 def _epochs_done(folder: Path) -> int:
     path = folder / "history.csv"
     return len(path.read_text().splitlines()) - 1 if path.is_file() else 0
+
+
+def test_the_training_benchmark_runs_at_a_tiny_size():
+    from gwnlib.bench import training
+
+    result = training("joint", preset="smoke", device="cpu", windows=2, steps=1, warmup=1)
+    assert result["samples_per_s"] == pytest.approx(8 * result["steps_per_s"])
+    assert result["steps_per_s"] > 0 and len(result["windows"]) == 2
+    assert result["amp"] == "fp32" and result["hardware"].startswith("CPU")
+    with pytest.raises(ValueError, match="amp must be one of"):
+        training("joint", preset="smoke", device="cpu", amp="half")
