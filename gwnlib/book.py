@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gwnlib import __version__
-from gwnlib.runtime import check_preset, hardware
+from gwnlib.runtime import PROGRESS_ENV, check_preset, hardware
 from gwnlib.runtime import device as resolve_device
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +121,9 @@ def execute_chapter(
     # The kernel inherits this environment: a non-inline MPLBACKEND (Agg, say) would make every
     # figure silently vanish from the book, so the kernel never sees it.
     saved_backend = os.environ.pop("MPLBACKEND", None)
+    # Progress bars are for people watching; in a built page they would be frozen at 0%.
+    saved_progress = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = "0"
     start = time.perf_counter()
     error = None
     try:
@@ -142,6 +145,10 @@ def execute_chapter(
     finally:
         if saved_backend is not None:
             os.environ["MPLBACKEND"] = saved_backend
+        if saved_progress is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = saved_progress
     seconds = time.perf_counter() - start
     return ChapterRun(
         file=label or notebook.name,

@@ -29,6 +29,8 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 DATA_DIR_ENV = "GWN_DATA_DIR"
 #: Environment variable that overrides where computed artefacts (not datasets) are cached.
 CACHE_DIR_ENV = "GWN_CACHE_DIR"
+#: Environment variable that turns progress bars off when "0" (the book build sets it).
+PROGRESS_ENV = "GWN_PROGRESS"
 #: Environment variable that overrides where training runs (run directories) are kept.
 RUNS_DIR_ENV = "GWN_RUNS_DIR"
 #: Environment variable that overrides where finished sweep results for the book are read from.
@@ -161,6 +163,15 @@ def _env_path(name: str) -> Path | None:
     """The folder named by environment variable ``name``, or None when it is unset or blank."""
     value = os.environ.get(name, "").strip()
     return Path(value).expanduser().resolve() if value else None
+
+
+def show_progress(progress: bool | None = None) -> bool:
+    """Whether to draw progress bars: ``progress`` when given, else on unless the environment
+    variable ``GWN_PROGRESS`` is ``"0"`` (the book build sets it, so built pages carry no
+    frozen bars)."""
+    if progress is not None:
+        return bool(progress)
+    return os.environ.get(PROGRESS_ENV, "1").strip() != "0"
 
 
 def hardware(dev: str | torch.device = "cpu") -> str:

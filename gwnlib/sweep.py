@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
-from gwnlib.runtime import check_preset, results_dir, runs_dir
+from gwnlib.runtime import check_preset, results_dir, runs_dir, show_progress
 from gwnlib.train import RunInProgress, fit, is_finished, load_metrics, run_dir
 
 #: Ways to execute a sweep's points.
@@ -169,7 +169,7 @@ class Sweep:
         device: str = "auto",
         amp: str = "auto",
         compile: bool = False,
-        progress: bool = True,
+        progress: bool | None = None,
         workers: int | None = None,
         cluster: str | None = None,
         array: bool = True,
@@ -193,6 +193,7 @@ class Sweep:
             raise ValueError("cluster and slurm options apply only to executor='slurm'")
         if executor != "pool" and workers is not None:
             raise ValueError("workers applies only to executor='pool'")
+        progress = show_progress(progress)
         pending = self.pending()
         options = {"root": str(self.root), "device": device, "amp": amp, "compile": compile}
         jobs = [(c.to_dict(), options) for c in pending]

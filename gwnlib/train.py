@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from gwnlib.experiments import Experiment, RunConfig, from_dict, resolve
 from gwnlib.runtime import device as resolve_device
-from gwnlib.runtime import hardware, runs_dir
+from gwnlib.runtime import hardware, runs_dir, show_progress
 
 #: Accepted values of ``fit(amp=...)``: ``"auto"`` is bfloat16 autocast on CUDA, float32 elsewhere.
 AMP_MODES = ("auto", "bf16", "fp32")
@@ -143,7 +143,7 @@ def fit(
     device: str = "auto",
     amp: str = "auto",
     compile: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     log_every: int = 25,
     **overrides,
 ) -> dict:
@@ -154,7 +154,8 @@ def fit(
     ``root``: where run directories live (default :func:`gwnlib.runtime.runs_dir`).
     ``device``: as :func:`gwnlib.device`; ``amp``: one of :data:`AMP_MODES`; ``compile``: wrap
     the codec in ``torch.compile`` for training; ``progress``: tqdm bars with rates and
-    distortions, refreshed every ``log_every`` steps (the only host synchronisations in a step).
+    distortions, refreshed every ``log_every`` steps (the only host synchronisations in a step);
+    None: on, unless ``GWN_PROGRESS=0`` (:func:`gwnlib.runtime.show_progress`).
 
     A finished run is not retrained: its ``metrics.json`` is returned. An interrupted one
     resumes from ``last.pt``.
@@ -165,6 +166,7 @@ def fit(
     if not isinstance(log_every, int) or log_every < 1:
         raise ValueError(f"log_every must be an integer >= 1; got {log_every!r}")
     dev = resolve_device(device)
+    progress = show_progress(progress)
     folder = run_dir(config, root)
     _claim(folder, config)
     with _exclusive(folder):

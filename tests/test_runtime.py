@@ -145,3 +145,12 @@ def test_cache_dir_is_separate_from_the_data_root(monkeypatch, tmp_path):
     monkeypatch.delenv(gwnlib.CACHE_DIR_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert gwnlib.cache_dir() == (tmp_path / "xdg" / "gwnlib").resolve()
+
+
+def test_progress_bars_follow_the_argument_then_the_environment(monkeypatch):
+    from gwnlib.runtime import show_progress
+
+    monkeypatch.delenv("GWN_PROGRESS", raising=False)
+    assert show_progress() is True and show_progress(False) is False
+    monkeypatch.setenv("GWN_PROGRESS", "0")
+    assert show_progress() is False and show_progress(True) is True

@@ -345,3 +345,16 @@ def test_the_training_benchmark_runs_at_a_tiny_size():
     assert result["amp"] == "fp32" and result["hardware"].startswith("CPU")
     with pytest.raises(ValueError, match="amp must be one of"):
         training("joint", preset="smoke", device="cpu", amp="half")
+
+
+@pytest.mark.gpu
+def test_a_gpu_run_trains_under_bf16_autocast_with_float32_rates(tmp_path):
+    metrics = train.fit(**TINY, root=tmp_path, device="cuda", progress=False)
+    assert metrics["amp"] == "bf16" and metrics["device"].startswith("cuda")
+    for key in ("r0", "r1", "r2", "d1", "d2", "real_rate_transmit"):
+        assert math.isfinite(metrics[key]), key
+    codec = train.load_codec(train.run_dir(resolve(**TINY), tmp_path), device="cuda")
+    x = next(Experiment(resolve(**TINY), "cuda").batches("test"))[0]
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        out = codec(x)
+    assert all(lik.dtype == torch.float32 for lik in out["likelihoods"].values())
