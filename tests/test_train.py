@@ -358,3 +358,16 @@ def test_a_gpu_run_trains_under_bf16_autocast_with_float32_rates(tmp_path):
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         out = codec(x)
     assert all(lik.dtype == torch.float32 for lik in out["likelihoods"].values())
+
+
+@pytest.mark.slow
+def test_a_compiled_run_matches_the_eager_run(tmp_path):
+    # torch.compile on the CPU needs a C++ compiler and about a minute for the first graph.
+    settings = {**TINY, "codec": "joint", "max_epochs": 1, "train_steps": 2}
+    compiled = train.fit(
+        **settings, root=tmp_path / "c", device="cpu", progress=False, compile=True
+    )
+    eager = train.fit(**settings, root=tmp_path / "e", device="cpu", progress=False)
+    assert compiled["compile"] is True and eager["compile"] is False
+    for key in ("loss", "rate_transmit", "rate_receive", "d1", "d2"):
+        assert compiled[key] == pytest.approx(eager[key], rel=1e-4), key
