@@ -372,19 +372,25 @@ def evaluate(experiment, codec, loss_fn, split: str = "val", autocast=contextlib
 
 
 def real_rates(codec, x: torch.Tensor) -> dict:
-    """Real bits per input pixel of ``x`` from entropy coding (payload of each stream, without
-    the 24-byte headers, which are reported as ``header_bits_per_stream``)."""
+    """Real bits per input pixel of ``x`` from entropy coding: ``real_r0``, ..., the payload of
+    each stream without the 24-byte headers (reported as ``header_bits_per_stream``), next to
+    ``coded_r0``, ..., the entropy models' estimates for the same samples."""
     from gwnlib.coding import HEADER_SIZE
 
     codec.eval()
     with torch.no_grad():
         streams = codec.compress(x)
+        estimated = codec(x)
     pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
     rates = {"real_r0": 0.0, "real_r1": 0.0, "real_r2": 0.0}  # absent channels cost nothing
     for key, strings in streams["strings"].items():
         rates[f"real_r{key[1]}"] = sum(8 * (len(s) - HEADER_SIZE) for s in strings) / pixels
     r0, r1, r2 = rates["real_r0"], rates["real_r1"], rates["real_r2"]
     rates.update(real_rate_transmit=r0 + r1 + r2, real_rate_receive=2 * r0 + r1 + r2)
+    for key in ("r0", "r1", "r2"):
+        rates[f"coded_{key}"] = float(estimated["rates"][key]) if key in estimated["rates"] else 0.0
+    rates["coded_rate_transmit"] = float(estimated["rate_transmit"])
+    rates["coded_rate_receive"] = float(estimated["rate_receive"])
     rates["header_bits_per_stream"] = 8 * HEADER_SIZE
     return rates
 

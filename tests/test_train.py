@@ -160,6 +160,10 @@ def test_a_run_writes_its_directory(finished_run):
     assert metrics["rate_receive"] == pytest.approx(metrics["rate_transmit"] + metrics["r0"])
     for key in ("real_r0", "real_r1", "real_r2", "real_rate_transmit", "real_rate_receive"):
         assert metrics[key] > 0, key
+    # Same 2 samples of 32 x 32: rANS adds at most 8 bytes (64 bits) per stream.
+    for key, streams in (("r0", 1), ("r1", 1), ("r2", 1), ("rate_transmit", 3)):
+        gap = metrics[f"real_{key}"] - metrics[f"coded_{key}"]
+        assert -0.01 < gap <= streams * 2 * 64 / (2 * 32 * 32) + 0.02 * metrics[f"coded_{key}"]
     assert metrics["real_bits_samples"] == 2 and metrics["header_bits_per_stream"] == 192
     assert metrics["key"] == folder.name and metrics["preset"] == "smoke"
 
