@@ -79,8 +79,8 @@ TRAINING_PRESETS: dict[str, dict[str, dict]] = {
                       test_size=None, real_bits_samples=1000),
         "short": dict(patience=3, max_epochs=12, train_size=10_000, val_size=2000,
                       test_size=None, real_bits_samples=200),
-        "smoke": dict(patience=1, max_epochs=2, train_size=256, val_size=128,
-                      test_size=128, real_bits_samples=8, batch_size=32),
+        "smoke": dict(patience=1, max_epochs=1, train_size=96, val_size=64,
+                      test_size=64, real_bits_samples=4, batch_size=32),
     },
 }  # fmt: skip
 

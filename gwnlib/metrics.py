@@ -50,6 +50,11 @@ def bd_rate(
         ("test", test_rates, test_quality),
     ):
         rates, quality = _curve(name, rates, quality, minimum=4)
+        if len(np.unique(quality)) < 4:
+            raise ValueError(
+                f"{name} curve needs at least 4 distinct quality values for a cubic fit; got "
+                f"{len(np.unique(quality))}"
+            )
         if np.any(rates <= 0):
             raise ValueError(f"{name} rates must be > 0 (BD-rate fits log rate)")
         slope = np.polyfit(quality, np.log(rates), 1)[0]

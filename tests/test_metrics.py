@@ -143,3 +143,9 @@ def test_point_order_does_not_matter():
 def test_bad_inputs_to_the_mutual_information_are_rejected(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         empirical_mutual_information(*args, **kwargs)
+
+
+def test_a_curve_with_repeated_quality_values_is_refused():
+    flat = np.array([0.5, 0.5, 0.5, 0.6])
+    with pytest.raises(ValueError, match="4 distinct quality values for a cubic fit; got 2"):
+        bd_rate(RATES[:4], QUALITY[:4], RATES[:4], flat, lower_is_better=True)
