@@ -69,7 +69,7 @@ def training(
     training step (forward, Eq. 12 loss, backward, clipping, Adam), median of ``windows`` timed
     windows of ``steps`` steps after ``warmup`` steps. Batches are drawn before timing."""
     from gwnlib.experiments import Experiment, resolve
-    from gwnlib.train import AMP_MODES, _autocast
+    from gwnlib.train import AMP_MODES, _autocast, make_optimizer
 
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
@@ -78,7 +78,7 @@ def training(
     experiment = Experiment(config, dev)
     model = experiment.codec().to(dev).train()
     loss_fn = experiment.loss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config, dev)
     batch = next(experiment.batches("train"))
     bf16 = amp == "bf16" or (amp == "auto" and dev.type == "cuda")
     autocast = _autocast(dev, bf16)
