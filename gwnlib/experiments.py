@@ -267,7 +267,7 @@ class Experiment:
         if c.dataset == "synthetic":
             steps = {"train": c.train_steps, "val": c.val_steps, "test": c.test_steps}[split]
             return steps * (c.accumulate if split == "train" else 1)
-        size = {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
+        size = self._split_size(split)
         n = size if size is not None else len(_mnist_dataset(split, c.pmf, c.seed, c.val_size))
         return -(-n // c.batch_size)
 
@@ -298,10 +298,13 @@ class Experiment:
                 colours[index].to(self.device, non_blocking=True),
             )
 
+    def _split_size(self, split: str) -> int | None:
+        c = self.config
+        return {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
+
     def _mnist(self, split: str, epoch: int = 0):
         c = self.config
-        size = {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
-        return _mnist_tensors(split, c.pmf, c.seed, c.val_size, size, epoch)
+        return _mnist_tensors(split, c.pmf, c.seed, c.val_size, self._split_size(split), epoch)
 
 
 def _check_split(split: str) -> None:

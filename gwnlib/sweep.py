@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
+from gwnlib.files import atomic_write
 from gwnlib.runtime import check_preset, results_dir, runs_dir, show_progress
 from gwnlib.train import RunInProgress, fit, is_finished, load_metrics, run_dir
 
@@ -89,10 +90,7 @@ def expand(grid: dict | list[dict]) -> list[dict]:
         names = list(part)
         values = []
         for name in names:
-            options = part[name]
-            if isinstance(options, (str, bytes)) or not isinstance(options, Iterable):
-                options = [options]
-            options = list(options)
+            options = _as_list(part[name])
             if not options:
                 raise ValueError(f"grid entry {name!r} has no values")
             values.append(options)
@@ -226,8 +224,6 @@ class Sweep:
     def export(self, folder: str | Path | None = None) -> Path:
         """Write :meth:`results` (merged with rows already in the file for other points) to
         :meth:`results_file`, atomically; each row keeps its preset, hardware and date."""
-        from gwnlib.train import atomic_write
-
         path = self.results_file(folder)
         table = self.results()
         if path.is_file():
@@ -263,14 +259,19 @@ def named(name: str, preset: str = "smoke", **options) -> Sweep:
     return Sweep(dataset, grid, preset=preset, name=name, **options)
 
 
+def _as_list(value) -> list:
+    """``value`` as a list: a string or any non-iterable is one value."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
+
+
 def _matches(config: RunConfig, where: dict) -> bool:
     values = config.to_dict()
     for name, wanted in where.items():
         if name not in values:
             raise ValueError(f"cannot select on {name!r}: not a run setting")
-        if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Iterable):
-            wanted = [wanted]
-        if values[name] not in list(wanted):
+        if values[name] not in _as_list(wanted):
             return False
     return True
 

@@ -17,8 +17,9 @@ A run lives in its directory ``<root>/<dataset>/<config key>/``:
   every distortion, task accuracies, and real bits from ``codec.compress``). It is written last:
   a run is finished exactly when it exists.
 
-Every file is written atomically (a temporary file, flushed and synced, then renamed over the
-old one), so a run killed at any moment leaves each file either old or new, never broken.
+Every file is written atomically (:mod:`gwnlib.files`: a temporary file, flushed and synced,
+then renamed over the old one), so a run killed at any moment leaves each file either old or
+new, never broken.
 ``last.pt`` is the commit point of an epoch: ``history.csv`` and ``best.pt`` are exported after it
 and re-exported on resume. Batches are a pure function of (seed, split, epoch) and the codecs have
 no randomness, so on the CPU a killed run resumed from ``last.pt`` ends bit for bit where an
@@ -32,9 +33,7 @@ import csv
 import io
 import json
 import math
-import os
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gwnlib.experiments import Experiment, RunConfig, from_dict, resolve
+from gwnlib.files import atomic_write, remove_stale_temporaries, save_torch, write_json
 from gwnlib.runtime import device as resolve_device
 from gwnlib.runtime import hardware, runs_dir, show_progress
 
@@ -49,56 +49,6 @@ from gwnlib.runtime import hardware, runs_dir, show_progress
 AMP_MODES = ("auto", "bf16", "fp32")
 #: The rate and distortion terms logged for every epoch and reported at the end.
 TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
-
-
-# --------------------------------------------------------------------------------------------
-# Atomic files
-# --------------------------------------------------------------------------------------------
-
-
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Write ``path`` through ``write(file)`` atomically: into a temporary file in the same
-    folder, flushed and synced, then renamed over ``path``. If ``write`` raises (or the process
-    dies), ``path`` keeps its old content and the temporary file is removed (or left with a
-    ``.tmp`` name that :func:`remove_stale_temporaries` cleans up)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return path
-
-
-def write_json(path: str | Path, value) -> Path:
-    """Atomically write ``value`` as indented JSON."""
-    text = json.dumps(value, indent=2, sort_keys=False) + "\n"
-    return atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def save_torch(path: str | Path, value) -> Path:
-    """Atomically ``torch.save`` ``value``."""
-    return atomic_write(path, lambda f: torch.save(value, f))
-
-
-def remove_stale_temporaries(folder: str | Path) -> None:
-    """Delete temporary files that killed writers left in ``folder``."""
-    for tmp in Path(folder).glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,22 +362,16 @@ def _export(folder: Path, codec, config: RunConfig, state: dict) -> None:
         writer.writeheader()
         writer.writerows(history)
         atomic_write(folder / "history.csv", lambda f: f.write(buffer.getvalue().encode()))
-    best = folder / "best.pt"
     if state["best_epoch"] == state["epoch"] and state["epoch"] > 0:
-        saved_epoch = None
-        if best.is_file():
-            saved = torch.load(best, map_location="cpu", weights_only=True, mmap=True)
-            saved_epoch = saved["epoch"]
-        if saved_epoch != state["best_epoch"]:
-            save_torch(
-                best,
-                {
-                    "model": codec.state_dict(),
-                    "epoch": state["best_epoch"],
-                    "val_loss": state["best_loss"],
-                    "config": config.to_dict(),
-                },
-            )
+        save_torch(
+            folder / "best.pt",
+            {
+                "model": codec.state_dict(),
+                "epoch": state["best_epoch"],
+                "val_loss": state["best_loss"],
+                "config": config.to_dict(),
+            },
+        )
 
 
 def _finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dict:

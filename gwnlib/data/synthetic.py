@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gwnlib.files import save_torch
+
 #: Seed of the authors' recipe (their code seeds torch and Python's random with it).
 SEED = 110069
 #: The correlation of the pair draw: the largest float32 below 1 (rho = 1 is a singular covariance).
@@ -224,10 +226,7 @@ class SyntheticGrayWyner:
         t1 = determinant_one_transform(n, generator, self.device)
         t2 = determinant_one_transform(n, generator, self.device)
         if self.cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save((t1.cpu(), t2.cpu()), tmp)
-            os.replace(tmp, path)  # atomic: a killed run leaves no half-written cache
+            save_torch(path, (t1.cpu(), t2.cpu()))  # atomic: no half-written cache after a kill
         return t1, t2
 
     def gains(self) -> tuple[float, float]:
