@@ -31,8 +31,10 @@ from gwnlib.heads import classifier_head, regression_head
 from gwnlib.losses import GrayWynerLoss, rmse
 from gwnlib.runtime import check_preset
 
-#: Datasets that :func:`resolve` knows (the vision tasks come with their chapter).
-DATASETS = ("synthetic", "colored_mnist")
+#: Datasets that :func:`resolve` knows. The vision tasks (Sec. 4.3) live in :mod:`gwnlib.vision`.
+DATASETS = ("synthetic", "colored_mnist", "cityscapes", "coco")
+#: The vision datasets: frozen task models on decoded images (Sec. 4.3, D.5).
+VISION = ("cityscapes", "coco")
 
 #: Settings shared by every preset of a dataset: the paper's Table 1 and appendix D.
 _COMMON = {
@@ -54,6 +56,32 @@ _COMMON = {
         "gamma": 1.0,
         "accumulate": 1,
         "batch_size": 100,
+    },
+    # Table 1 and D.5: E = 192 (COCO Shared: 288, set by its sweep), batch 4 (Cityscapes with 3
+    # accumulated batches), a reconstruction loss of weight 1, frozen task models.
+    "cityscapes": {
+        "transform": "conv",
+        "latent_channels": 192,
+        "beta": 1.0,
+        "lr": 1e-4,
+        "clip": 1.0,
+        "gamma": 1.0,
+        "reconstruction": 1.0,
+        "task_weights": "default",
+        "batch_size": 4,
+        "accumulate": 3,
+    },
+    "coco": {
+        "transform": "conv",
+        "latent_channels": 192,
+        "beta": 1.0,
+        "lr": 1e-4,
+        "clip": 1.0,
+        "gamma": 1.0,
+        "reconstruction": 1.0,
+        "task_weights": "default",
+        "batch_size": 4,
+        "accumulate": 1,
     },
 }
 
@@ -81,6 +109,27 @@ TRAINING_PRESETS: dict[str, dict[str, dict]] = {
                       test_size=None, real_bits_samples=200),
         "smoke": dict(patience=1, max_epochs=1, train_size=96, val_size=64,
                       test_size=64, real_bits_samples=4, batch_size=32),
+    },
+    # Vision: ``paper`` is Table 1 on the full datasets; ``short`` a subset and a few epochs on
+    # one GPU; ``smoke`` random-weight task models on a few small images (CI, CPU). Sizes are
+    # images; ``image_size`` is the shorter side after resizing (None: native resolution).
+    "cityscapes": {
+        "paper": dict(patience=50, max_epochs=1000, train_size=None, val_size=100,
+                      test_size=None, image_size=None, real_bits_samples=20),
+        "short": dict(patience=5, max_epochs=20, train_size=None, val_size=100,
+                      test_size=None, image_size=512, real_bits_samples=20),
+        "smoke": dict(patience=1, max_epochs=1, train_size=4, val_size=2, test_size=2,
+                      image_size=None, latent_channels=16, batch_size=2, accumulate=1,
+                      task_weights="none", real_bits_samples=2),
+    },
+    "coco": {
+        "paper": dict(patience=5, max_epochs=100, train_size=None, val_size=500,
+                      test_size=None, image_size=None, real_bits_samples=20),
+        "short": dict(patience=2, max_epochs=5, train_size=20_000, val_size=500,
+                      test_size=None, image_size=None, real_bits_samples=20),
+        "smoke": dict(patience=1, max_epochs=1, train_size=4, val_size=2, test_size=4,
+                      image_size=128, latent_channels=16, batch_size=2,
+                      task_weights="none", real_bits_samples=2),
     },
 }  # fmt: skip
 
@@ -117,14 +166,23 @@ class RunConfig:
     train_size: int | None = None
     val_size: int | None = None
     test_size: int | None = None
+    reconstruction: float | None = None
+    task_weights: str | None = None
+    image_size: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @property
     def key(self) -> str:
-        """A 12-hex-digit hash of the config: the name of its run directory."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A 12-hex-digit hash of the config: the name of its run directory. Fields added for
+        the vision tasks enter the hash only when set, so earlier runs keep their keys."""
+        values = {
+            name: value
+            for name, value in self.to_dict().items()
+            if not (name in _VISION_FIELDS and value is None)
+        }
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def label(self) -> str:
@@ -134,9 +192,12 @@ class RunConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+_VISION_FIELDS = ("reconstruction", "task_weights", "image_size")
+#: Accepted ``task_weights``: the public/pretrained task weights, or random ones (smoke only).
+TASK_WEIGHTS = ("default", "none")
 _POSITIVE_INT = ("latent_channels", "batch_size", "accumulate", "patience", "max_epochs")
 _OPTIONAL_POSITIVE_INT = ("side", "train_steps", "val_steps", "test_steps", "train_size",
-                          "val_size", "test_size")  # fmt: skip
+                          "val_size", "test_size", "image_size")  # fmt: skip
 
 
 def resolve(dataset: str, preset: str = "smoke", **overrides) -> RunConfig:
@@ -197,8 +258,24 @@ def _checked(config: RunConfig) -> RunConfig:
             raise ValueError(f"side must be a multiple of 16 (four 2x stages); got {config.side}")
     if config.dataset == "colored_mnist" and config.pmf not in PMFS:
         raise ValueError(f"pmf must be one of {', '.join(PMFS)}; got {config.pmf!r}")
+    if config.dataset not in VISION:
+        given = [name for name in _VISION_FIELDS if getattr(config, name) is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} only apply to the vision datasets ({', '.join(VISION)}); "
+                f"dataset {config.dataset!r} has no such setting"
+            )
+    else:
+        if config.task_weights not in TASK_WEIGHTS:
+            accepted = ", ".join(TASK_WEIGHTS)
+            raise ValueError(f"task_weights must be one of {accepted}; got {config.task_weights!r}")
+        weight = config.reconstruction
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ValueError(f"reconstruction must be a number >= 0; got {weight!r}")
     # Normalise numeric types so that equal configs hash equally (1 and 1.0, numpy ints).
     floats = {name: float(getattr(config, name)) for name in ("beta", "eta", "lr", "clip", "gamma")}
+    if config.reconstruction is not None:
+        floats["reconstruction"] = float(config.reconstruction)
     ints = {
         name: int(getattr(config, name))
         for name in _POSITIVE_INT + _OPTIONAL_POSITIVE_INT + ("seed", "real_bits_samples")
@@ -225,6 +302,13 @@ class Experiment:
     ``steps(split)``: how many batches ``batches`` yields; ``task_metrics(output, t1, t2)``:
     extra quality measures (top-1 accuracies for classification).
     """
+
+    def __new__(cls, config: RunConfig, device: str | torch.device = "cpu"):
+        if cls is Experiment and config.dataset in VISION:
+            from gwnlib.vision import VisionExperiment  # frozen task models, Sec. 4.3
+
+            cls = VisionExperiment
+        return super().__new__(cls)
 
     def __init__(self, config: RunConfig, device: str | torch.device = "cpu"):
         self.config = config
@@ -258,6 +342,11 @@ class Experiment:
             "acc1": (output["z1_hat"].argmax(1) == t1).float().mean(),
             "acc2": (output["z2_hat"].argmax(1) == t2).float().mean(),
         }
+
+    def quality(self, codec: GrayWynerCodec, split: str = "test") -> dict:
+        """Task quality over a whole split where it is not a mean of batch values (mIoU, mAP);
+        none for the synthetic source and coloured MNIST, whose accuracies are batch means."""
+        return {}
 
     # -- data --------------------------------------------------------------------------------
     def steps(self, split: str) -> int:

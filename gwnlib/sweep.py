@@ -49,6 +49,7 @@ CLUSTERS = ("slurm", "local", "debug")
 #: The paper's synthetic etas (Tables 2-5) and coloured-MNIST etas (Table 6).
 SYNTHETIC_ETAS = (0.001, 0.01, 0.1, 0.5, 1.0)
 MNIST_ETAS = (1.0, 10.0, 25.0, 50.0, 75.0, 100.0)
+CITYSCAPES_ETAS = (0.001, 0.01, 0.05, 0.1, 1.0, 5.0)
 
 #: The chapters' sweeps: name -> (dataset, grid). A grid is a dict of lists (their product) or a
 #: list of such dicts (the union of their products).
@@ -75,6 +76,23 @@ SWEEPS: dict[str, tuple[str, list[dict]]] = {
                 "eta": list(MNIST_ETAS),
             },
             {"codec": ["independent"], "pmf": ["mixture"], "eta": list(MNIST_ETAS[:5])},
+        ],
+    ),
+    # Sec. 4.3, Table 7: Cityscapes (segmentation + depth), E = 192, beta = 1.
+    "cityscapes": (
+        "cityscapes",
+        [
+            {"codec": ["joint", "independent"], "eta": list(CITYSCAPES_ETAS[:5])},
+            {"codec": ["shared"], "eta": list(CITYSCAPES_ETAS)},
+        ],
+    ),
+    # Sec. 4.3, Table 8: COCO 2017 (detection + keypoints); the Shared codec needs E = 288 (D.5).
+    "coco": (
+        "coco",
+        [
+            {"codec": ["joint"], "eta": [0.001, 0.05, 0.1, 1.0]},
+            {"codec": ["independent"], "eta": [0.001, 0.01, 0.05, 0.1, 1.0]},
+            {"codec": ["shared"], "latent_channels": [288], "eta": [0.001, 0.5, 1.0, 2.5]},
         ],
     ),
 }

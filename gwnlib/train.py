@@ -275,7 +275,7 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
     optimizer.zero_grad(set_to_none=True)
     for i, (x, t1, t2) in enumerate(experiment.batches("train", epoch)):
         with autocast():
-            output = model(x)
+            output = _forward(model, x)
             terms = loss_fn(output, t1, t2)
         (terms["loss"] / config.accumulate).backward()
         for key in TERMS:
@@ -300,6 +300,12 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
     return {key: value.item() / steps for key, value in sums.items()}
 
 
+def _forward(codec, x):
+    """``codec(x)``; a tuple ``x`` is the codec's arguments (``(images, mask)`` for padded
+    COCO batches, whose rates count valid pixels only)."""
+    return codec(*x) if isinstance(x, tuple) else codec(x)
+
+
 def _term(output: dict, terms: dict, key: str) -> torch.Tensor:
     if key in terms:
         return terms[key]
@@ -318,7 +324,7 @@ def evaluate(experiment, codec, loss_fn, split: str = "val", autocast=contextlib
     count = 0
     for x, t1, t2 in experiment.batches(split):
         with autocast():
-            output = codec(x)
+            output = _forward(codec, x)
             terms = loss_fn(output, t1, t2)
         values = {key: _term(output, terms, key) for key in TERMS}
         values.update(experiment.task_metrics(output, t1, t2))
@@ -329,26 +335,38 @@ def evaluate(experiment, codec, loss_fn, split: str = "val", autocast=contextlib
     return {key: value.item() / count for key, value in sums.items()}
 
 
-def real_rates(codec, x: torch.Tensor) -> dict:
-    """Real bits per input pixel of ``x`` from entropy coding: ``real_r0``, ..., the payload of
-    each stream without the 24-byte headers (reported as ``header_bits_per_stream``), next to
-    ``coded_r0``, ..., the entropy models' estimates for the same samples."""
+def real_rates(codec, x) -> dict:
+    """Real bits per input pixel from entropy coding: ``real_r0``, ..., the payload of each
+    stream without the 24-byte headers (reported as ``header_bits_per_stream``), next to
+    ``coded_r0``, ..., the entropy models' estimates for the same samples.
+
+    ``x``: a batch of inputs, an ``(images, mask)`` pair (pixels outside the mask are padding and
+    not counted), or a list of either (batches of different sizes, e.g. COCO).
+    """
     from gwnlib.coding import HEADER_SIZE
 
+    batches = x if isinstance(x, list) else [x]
     codec.eval()
+    bits = {"r0": 0.0, "r1": 0.0, "r2": 0.0}  # absent channels cost nothing
+    estimated = {"r0": 0.0, "r1": 0.0, "r2": 0.0}
+    pixels = 0
     with torch.no_grad():
-        streams = codec.compress(x)
-        estimated = codec(x)
-    pixels = x.shape[0] * x.shape[-2] * x.shape[-1]
-    rates = {"real_r0": 0.0, "real_r1": 0.0, "real_r2": 0.0}  # absent channels cost nothing
-    for key, strings in streams["strings"].items():
-        rates[f"real_r{key[1]}"] = sum(8 * (len(s) - HEADER_SIZE) for s in strings) / pixels
-    r0, r1, r2 = rates["real_r0"], rates["real_r1"], rates["real_r2"]
-    rates.update(real_rate_transmit=r0 + r1 + r2, real_rate_receive=2 * r0 + r1 + r2)
-    for key in ("r0", "r1", "r2"):
-        rates[f"coded_{key}"] = float(estimated["rates"][key]) if key in estimated["rates"] else 0.0
-    rates["coded_rate_transmit"] = float(estimated["rate_transmit"])
-    rates["coded_rate_receive"] = float(estimated["rate_receive"])
+        for batch in batches:
+            images, mask = batch if isinstance(batch, tuple) else (batch, None)
+            count = int(mask.sum()) if mask is not None else images.shape[0] * images[0, 0].numel()
+            streams = codec.compress(images)
+            for key, strings in streams["strings"].items():
+                bits[f"r{key[1]}"] += sum(8 * (len(s) - HEADER_SIZE) for s in strings)
+            rates = _forward(codec, batch)["rates"]
+            for key, value in rates.items():
+                estimated[key] += float(value) * count  # rates are per (valid) pixel
+            pixels += count
+    rates = {f"real_{key}": value / pixels for key, value in bits.items()}
+    rates.update({f"coded_{key}": value / pixels for key, value in estimated.items()})
+    for prefix in ("real_", "coded_"):
+        r0, r1, r2 = (rates[f"{prefix}{key}"] for key in ("r0", "r1", "r2"))
+        rates[f"{prefix}rate_transmit"] = r0 + r1 + r2
+        rates[f"{prefix}rate_receive"] = 2 * r0 + r1 + r2
     rates["header_bits_per_stream"] = 8 * HEADER_SIZE
     return rates
 
@@ -384,15 +402,16 @@ def _finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dic
     saved = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
     codec.load_state_dict(saved["model"])
     test = evaluate(experiment, codec, loss_fn, "test", autocast)
+    test.update(experiment.quality(codec, "test"))
     x = _first_inputs(experiment, config.real_bits_samples)
-    real = real_rates(codec, x) if x is not None else {}
+    real = real_rates(codec, x) if x else {}
     history = state["history"]
     metrics = {
         "key": config.key,
         **config.to_dict(),
         **test,
         **real,
-        "real_bits_samples": 0 if x is None else len(x),
+        "real_bits_samples": sum(_count(batch) for batch in x),
         "epochs": state["epoch"],
         "best_epoch": state["best_epoch"],
         "best_val_loss": state["best_loss"],
@@ -407,14 +426,17 @@ def _finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dic
     return metrics
 
 
-def _first_inputs(experiment, count: int) -> torch.Tensor | None:
-    """The first ``count`` test inputs, for the real-bits measurement (None when count is 0)."""
-    if count == 0:
-        return None
+def _first_inputs(experiment, count: int) -> list:
+    """The first ``count`` test inputs, as a list of batches, for the real-bits measurement."""
     inputs, have = [], 0
     for x, _, _ in experiment.batches("test"):
-        inputs.append(x[: count - have])
-        have += len(inputs[-1])
         if have >= count:
             break
-    return torch.cat(inputs)
+        take = count - have
+        inputs.append(tuple(part[:take] for part in x) if isinstance(x, tuple) else x[:take])
+        have += len(inputs[-1][0] if isinstance(x, tuple) else inputs[-1])
+    return inputs
+
+
+def _count(batch) -> int:
+    return len(batch[0]) if isinstance(batch, tuple) else len(batch)

@@ -10,8 +10,8 @@ import time
 import pandas as pd
 import pytest
 
+from gwnlib import paper, train
 from gwnlib import sweep as sweep_module
-from gwnlib import train
 from gwnlib.__main__ import main
 from gwnlib.sweep import SWEEPS, Sweep, expand, named
 
@@ -52,7 +52,17 @@ def test_the_chapters_sweeps_are_the_papers_grids():
     mnist = named("colored_mnist", "paper").configs()
     assert len(mnist) == 3 * 6 + 5  # Table 6 (the Mixture's Independent baseline: 5 etas)
     assert {c.beta for c in mnist} == {0.1}
-    assert set(SWEEPS) == {"synthetic", "colored_mnist"}
+    assert set(SWEEPS) == {"synthetic", "colored_mnist", "cityscapes", "coco"}
+
+
+@pytest.mark.parametrize("name", ["cityscapes", "coco"])
+def test_the_vision_sweeps_are_tables_7_and_8(name):
+    configs = named(name, "paper").configs()
+    points = sorted((c.codec, c.eta) for c in configs)
+    assert points == sorted(map(tuple, paper.results(name)[["codec", "eta"]].values.tolist()))
+    widths = {(c.codec, c.latent_channels) for c in configs}
+    shared_width = 288 if name == "coco" else 192  # D.5: COCO's Shared codec needs E = 288
+    assert widths == {("joint", 192), ("independent", 192), ("shared", shared_width)}
 
 
 def test_duplicates_collapse_and_where_filters(tmp_path):

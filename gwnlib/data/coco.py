@@ -1,0 +1,407 @@
+"""COCO 2017 for two tasks at once: object detection and human keypoint detection.
+
+The paper's second vision experiment (Sec. 4.3, appendix D.5; REFERENCE.md "Vision tasks") codes
+COCO images for two frozen torchvision models with COCO weights, Faster R-CNN (boxes of the 80
+object categories) and Keypoint R-CNN (people and their 17 keypoints). :class:`CocoTasks` gives,
+for each image, the image and one target per task in the format those models take:
+
+* detection: ``boxes`` float32 [N, 4] as (x1, y1, x2, y2) pixels (COCO's json stores
+  (x, y, width, height)), ``labels`` int64 [N] the COCO category ids 1..90 (the ids that
+  torchvision's ``COCO_V1`` detection weights predict, gaps included), ``iscrowd`` int64 [N],
+  ``area`` float32 [N] and ``image_id`` (an int);
+* keypoints: the people of ``person_keypoints_*.json``: ``boxes``, ``labels`` (all 1),
+  ``keypoints`` float32 [N, 17, 3] as (x, y, visibility), ``iscrowd``, ``area`` and
+  ``image_id``.
+
+Crowd regions are kept. The authors deleted them from their annotations, which is a likely
+reason their uncompressed mAP is 1.2 points lower than torchvision's: COCOeval uses crowd regions
+to excuse detections that fall on them. Evaluation therefore reads the official annotations
+(:attr:`CocoTasks.coco_instances`, :attr:`CocoTasks.coco_keypoints`) and the targets here keep
+crowd annotations, flagged by ``iscrowd``; :func:`training_targets` removes them (and degenerate
+boxes) only where the torchvision models' training losses are computed.
+
+Images have different sizes. The codec works on batches padded to a multiple of 64
+(:func:`pad_to_multiple`, :func:`collate`) with masks of the real pixels, and rates are divided
+by the number of real pixels (paper appendix D.5). Training items may be flipped left-right
+(the paper's Table 1), boxes and keypoints with them.
+
+The official files come from :func:`download_coco`; the offline copy in ``../shared/data``
+holds a small real subset in the same layout (``coco_small``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gwnlib.data.cityscapes import augmentation_generator
+from gwnlib.download import download_url
+from gwnlib.runtime import DATA_DIR_ENV, _check_seed, data_dir, show_progress
+
+__all__ = [
+    "ANNOTATION_FILES",
+    "COCO_ARCHIVES",
+    "IMAGE_COUNTS",
+    "KEYPOINT_FLIP",
+    "NUM_KEYPOINTS",
+    "SPLITS",
+    "CocoArchive",
+    "CocoTasks",
+    "collate",
+    "default_root",
+    "detection_target",
+    "download_coco",
+    "flip_targets",
+    "keypoint_target",
+    "pad_to_multiple",
+    "training_targets",
+]
+
+#: The annotated splits of COCO 2017.
+SPLITS = ("train2017", "val2017")
+#: Keypoints per person (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
+NUM_KEYPOINTS = 17
+#: Where each keypoint goes under a left-right flip: left and right parts swap, the nose stays.
+KEYPOINT_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+#: The annotation files a complete COCO root holds (in ``annotations/``).
+ANNOTATION_FILES = tuple(
+    f"{kind}_{split}.json" for kind in ("instances", "person_keypoints") for split in SPLITS
+)
+#: Number of images in each official split (how :func:`download_coco` sees a split is there).
+IMAGE_COUNTS = {"train2017": 118_287, "val2017": 5_000}
+
+
+@dataclass(frozen=True)
+class CocoArchive:
+    """One official COCO 2017 zip: where it is and its MD5 (as listed by cocodataset.org's
+    mirrors and checked by torchvision-based and other loaders)."""
+
+    url: str
+    md5: str
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+
+#: The official archives, by part name: the annotations (about 241 MiB), the validation images
+#: (about 778 MiB) and the training images (about 18 GiB).
+COCO_ARCHIVES = {
+    "annotations": CocoArchive(
+        "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
+        "f4bbac642086de4f52a3fdda2de5fa2c",
+    ),
+    "val2017": CocoArchive(
+        "http://images.cocodataset.org/zips/val2017.zip", "442b8da7639aecaf257c1dceb8ba8c80"
+    ),
+    "train2017": CocoArchive(
+        "http://images.cocodataset.org/zips/train2017.zip", "cced6f7f71b7629ddf16f17bbcfab6b2"
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Targets
+# --------------------------------------------------------------------------------------------
+
+
+def _boxes_xyxy(annotations: list[dict]) -> torch.Tensor:
+    """float32 [N, 4] (x1, y1, x2, y2) of COCO annotations' (x, y, width, height) boxes."""
+    boxes = torch.tensor([a["bbox"] for a in annotations], dtype=torch.float64).reshape(-1, 4)
+    boxes[:, 2:] += boxes[:, :2]
+    return boxes.to(torch.float32)
+
+
+def _common_fields(annotations: list[dict], image_id: int) -> dict:
+    return {
+        "boxes": _boxes_xyxy(annotations),
+        "iscrowd": torch.tensor([a["iscrowd"] for a in annotations], dtype=torch.int64),
+        "area": torch.tensor([a["area"] for a in annotations], dtype=torch.float32),
+        "image_id": int(image_id),
+    }
+
+
+def detection_target(annotations: list[dict], image_id: int) -> dict:
+    """The detection target (torchvision's format) of an image's instance annotations."""
+    target = _common_fields(annotations, image_id)
+    target["labels"] = torch.tensor([a["category_id"] for a in annotations], dtype=torch.int64)
+    return target
+
+
+def keypoint_target(annotations: list[dict], image_id: int) -> dict:
+    """The keypoint target (torchvision's format) of an image's person annotations."""
+    people = [a for a in annotations if a["category_id"] == 1]
+    target = _common_fields(people, image_id)
+    target["labels"] = torch.ones(len(people), dtype=torch.int64)
+    keypoints = torch.tensor([a["keypoints"] for a in people], dtype=torch.float32)
+    target["keypoints"] = keypoints.reshape(len(people), NUM_KEYPOINTS, 3)
+    return target
+
+
+def training_targets(target: dict) -> dict:
+    """``target`` without crowd annotations and degenerate boxes, for the training losses.
+
+    torchvision's detection models take every box of a target as an object to find; a crowd
+    region is not one object, and a box of zero width or height breaks their box coding. This
+    keeps the rows with ``iscrowd == 0``, x2 > x1 and y2 > y1 of every per-object field
+    (``boxes``, ``labels``, ``iscrowd``, ``area``, ``keypoints``). Evaluation must use the whole
+    target (COCOeval needs the crowd regions), which is why :class:`CocoTasks` returns it.
+    """
+    boxes = target["boxes"]
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if "iscrowd" in target:
+        keep &= target["iscrowd"] == 0
+    count = len(boxes)
+    return {
+        name: value[keep]
+        if torch.is_tensor(value) and value.ndim and len(value) == count
+        else value
+        for name, value in target.items()
+    }
+
+
+def flip_targets(target: dict, width: int) -> dict:
+    """``target`` for the image flipped left-right, ``width`` being the image's width.
+
+    Boxes: x1, x2 become width - x2, width - x1. Keypoints: x becomes width - x, and the left and
+    right keypoints swap places (:data:`KEYPOINT_FLIP`), so that a left wrist is still a left
+    wrist; keypoints that are not labelled (visibility 0, stored as (0, 0, 0)) stay (0, 0, 0),
+    as in torchvision's reference scripts.
+    """
+    flipped = dict(target)
+    boxes = target["boxes"]
+    flipped["boxes"] = torch.stack(
+        [width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1
+    )
+    if "keypoints" in target:
+        keypoints = target["keypoints"][:, list(KEYPOINT_FLIP)].clone()
+        labelled = keypoints[..., 2] > 0
+        keypoints[..., 0] = torch.where(labelled, width - keypoints[..., 0], 0.0)
+        flipped["keypoints"] = keypoints
+    return flipped
+
+
+# --------------------------------------------------------------------------------------------
+# The dataset
+# --------------------------------------------------------------------------------------------
+
+
+class CocoTasks(torch.utils.data.Dataset):
+    """COCO 2017 images with detection and keypoint targets (paper Sec. 4.3, appendix D.5).
+
+    Item ``i`` is ``(image, detection, keypoints)``: ``image`` float32 [3, H, W] RGB in [0, 1],
+    and the two targets of the module docstring (crowd annotations included; see
+    :func:`training_targets`). Every image of the split's annotation file is an item, in
+    increasing image id (:attr:`image_ids`), including the images without any annotation.
+
+    ``root``: a folder in the official layout, ``annotations/instances_<split>.json``,
+    ``annotations/person_keypoints_<split>.json`` and ``<split>/`` with the images (default
+    ``<data root>/coco``, the data root being :func:`gwnlib.data_dir`; the offline subset is
+    ``<data root>/coco_small``). ``split``: one of :data:`SPLITS`.
+
+    Images and instance annotations are read through ``torchvision.datasets.CocoDetection``; the
+    keypoints through a second pycocotools ``COCO``. Both are exposed for COCOeval as
+    :attr:`coco_instances` and :attr:`coco_keypoints`.
+
+    ``augment=True`` (for training): each item is flipped left-right with probability 1/2
+    (:func:`flip_targets`), drawn from (``seed``, epoch, index) as in
+    :class:`gwnlib.data.cityscapes.CityscapesTasks`; call :meth:`set_epoch` at each epoch.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        split: str = "train2017",
+        augment: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+        _check_seed(seed)
+        self.root = Path(root).expanduser().resolve() if root is not None else default_root()
+        self.split = split
+        self.augment = bool(augment)
+        self.seed = int(seed)
+        self.epoch = 0
+        instances, keypoints = _check_layout(self.root, split)
+        from pycocotools.coco import COCO
+        from torchvision.datasets import CocoDetection
+
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            self._detection = CocoDetection(str(self.root / split), str(instances))
+            #: pycocotools ``COCO`` of ``person_keypoints_<split>.json``, for keypoint COCOeval.
+            self.coco_keypoints = COCO(str(keypoints))
+        #: pycocotools ``COCO`` of ``instances_<split>.json``, for box COCOeval.
+        self.coco_instances = self._detection.coco
+        #: The COCO image id of each item.
+        self.image_ids: list[int] = list(self._detection.ids)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict, dict]:
+        index = int(index)
+        image, annotations = self._detection[index]
+        image_id = self.image_ids[index]
+        image = torch.from_numpy(np.array(image)).permute(2, 0, 1).to(torch.float32).div_(255)
+        people = self.coco_keypoints.loadAnns(self.coco_keypoints.getAnnIds(imgIds=[image_id]))
+        detection = detection_target(annotations, image_id)
+        keypoints = keypoint_target(people, image_id)
+        if self.augment:
+            generator = augmentation_generator(self.seed, self.epoch, index)
+            if bool(torch.rand(1, generator=generator) < 0.5):
+                width = image.shape[-1]
+                image = image.flip(-1)
+                detection = flip_targets(detection, width)
+                keypoints = flip_targets(keypoints, width)
+        return image, detection, keypoints
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the augmentations of ``epoch`` (an int >= 0) from now on."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0; got {epoch!r}")
+        self.epoch = int(epoch)
+
+    def __repr__(self) -> str:
+        return (
+            f"CocoTasks(root={str(self.root)!r}, split={self.split!r}, augment={self.augment}, "
+            f"seed={self.seed}; {len(self)} images)"
+        )
+
+
+def default_root() -> Path:
+    """``<data root>/coco``, where :class:`CocoTasks` looks by default."""
+    return data_dir() / "coco"
+
+
+def _check_layout(root: Path, split: str) -> tuple[Path, Path]:
+    """The instance and keypoint annotation files of ``split`` under ``root``, which must hold
+    them and the split's image folder."""
+    instances = root / "annotations" / f"instances_{split}.json"
+    keypoints = root / "annotations" / f"person_keypoints_{split}.json"
+    missing = [p for p in (instances, keypoints, root / split) if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"COCO split {split!r} is not complete in {root}: missing "
+            f"{', '.join(str(p) for p in missing)}. A COCO root holds the official layout "
+            "annotations/instances_{train,val}2017.json, "
+            "annotations/person_keypoints_{train,val}2017.json, train2017/ and val2017/. "
+            f"Get it with gwnlib.data.coco.download_coco(root) (parts='annotations', 'val2017', "
+            f"'train2017'), pass root=, or set the environment variable {DATA_DIR_ENV} to a data "
+            "root whose coco/ folder holds it."
+        )
+    return instances, keypoints
+
+
+# --------------------------------------------------------------------------------------------
+# Batches of images of different sizes
+# --------------------------------------------------------------------------------------------
+
+
+def pad_to_multiple(
+    images: Sequence[torch.Tensor], multiple: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch [B, C, H', W'], mask [B, 1, H', W'] bool) of images [C, H, W] of any sizes.
+
+    Each image is padded with zeros at the bottom and right to the common size (H', W'): the
+    largest height and width, each rounded up to a multiple of ``multiple`` (64 in the paper,
+    the codec's total downsampling). ``mask`` is true on each image's own H x W pixels. The
+    codec's rates are divided by the number of real pixels, ``mask[b].sum()``, never by
+    H' x W' (paper appendix D.5); crop ``[..., :H, :W]`` before the task models.
+    """
+    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+        raise ValueError(f"multiple must be a positive integer; got {multiple!r}")
+    images = list(images)
+    if not images:
+        raise ValueError("images must hold at least one image")
+    channels = {image.shape[0] if image.ndim == 3 else None for image in images}
+    if None in channels or len(channels) != 1:
+        shapes = [tuple(image.shape) for image in images]
+        raise ValueError(f"images must be [C, H, W] tensors with one C; got shapes {shapes}")
+    height = -(-max(image.shape[1] for image in images) // multiple) * multiple
+    width = -(-max(image.shape[2] for image in images) // multiple) * multiple
+    first = images[0]
+    batch = first.new_zeros((len(images), first.shape[0], height, width))
+    mask = torch.zeros((len(images), 1, height, width), dtype=torch.bool, device=first.device)
+    for b, image in enumerate(images):
+        h, w = image.shape[1:]
+        batch[b, :, :h, :w] = image
+        mask[b, :, :h, :w] = True
+    return batch, mask
+
+
+def collate(batch: Sequence[tuple[torch.Tensor, dict, dict]]):
+    """DataLoader ``collate_fn`` for :class:`CocoTasks`: ``(images, mask, detection targets,
+    keypoint targets)``, the images padded by :func:`pad_to_multiple` (multiple 64) and the
+    targets as lists (one dict per image, as torchvision's detection models take them)."""
+    images, mask = pad_to_multiple([item[0] for item in batch], multiple=64)
+    return images, mask, [item[1] for item in batch], [item[2] for item in batch]
+
+
+# --------------------------------------------------------------------------------------------
+# Download
+# --------------------------------------------------------------------------------------------
+
+
+def download_coco(
+    root: str | Path | None = None,
+    parts: Sequence[str] = ("annotations", "val2017"),
+    progress: bool | None = None,
+    keep_archives: bool = False,
+) -> Path:
+    """Download and unpack official COCO 2017 archives into ``root``; return ``root``.
+
+    ``root`` defaults to ``<data root>/coco``; ``parts`` names archives of
+    :data:`COCO_ARCHIVES` ("annotations", "val2017", "train2017"; the paper's experiment needs
+    all three, 19 GiB). A part already unpacked (all :data:`ANNOTATION_FILES`, or the split's
+    :data:`IMAGE_COUNTS` images) is skipped. Otherwise its zip is fetched with
+    :func:`gwnlib.download.download_url` (resumable, checked against the archive's MD5),
+    unpacked into ``root`` and, unless ``keep_archives``, deleted.
+    """
+    if isinstance(parts, str):
+        parts = (parts,)
+    for part in parts:
+        if part not in COCO_ARCHIVES:
+            raise ValueError(f"parts must hold names from {', '.join(COCO_ARCHIVES)}; got {part!r}")
+    root = Path(root).expanduser().resolve() if root is not None else default_root()
+    root.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        if _is_unpacked(root, part):
+            continue
+        archive = COCO_ARCHIVES[part]
+        path = download_url(
+            archive.url, root / archive.filename, md5=archive.md5, progress=progress
+        )
+        _unzip(path, root, progress)
+        if not keep_archives:
+            path.unlink()
+    return root
+
+
+def _is_unpacked(root: Path, part: str) -> bool:
+    if part == "annotations":
+        return all((root / "annotations" / name).is_file() for name in ANNOTATION_FILES)
+    folder = root / part
+    return folder.is_dir() and sum(1 for _ in folder.glob("*.jpg")) >= IMAGE_COUNTS[part]
+
+
+def _unzip(path: Path, root: Path, progress: bool | None) -> None:
+    """Unpack the zip ``path`` into ``root``, refusing members that would land outside it."""
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        for member in members:
+            target = (root / member.filename).resolve()
+            if not target.is_relative_to(root):
+                raise ValueError(f"{path} holds {member.filename!r}, which points outside {root}")
+        for member in tqdm(
+            members, desc=f"unpacking {path.name}", disable=not show_progress(progress)
+        ):
+            archive.extract(member, root)
