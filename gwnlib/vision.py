@@ -224,8 +224,17 @@ def cityscapes_root(preset: str) -> Path:
     from gwnlib.data.cityscapes import write_synthetic_cityscapes
 
     root = cache_dir() / "cityscapes-synthetic"
-    if not (root / "disparity").is_dir():
-        write_synthetic_cityscapes(root, splits=("train", "val"), images_per_city=6, seed=0)
+    if not root.is_dir():  # written aside, then renamed: never a half-written tree
+        import shutil
+        import tempfile
+
+        root.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".cityscapes-", dir=root.parent))
+        write_synthetic_cityscapes(scratch, splits=("train", "val"), images_per_city=6, seed=0)
+        try:
+            scratch.rename(root)
+        except OSError:  # another process got there first
+            shutil.rmtree(scratch, ignore_errors=True)
     return root
 
 
