@@ -433,6 +433,7 @@ def test_pretrain_segmentation_fallback_runs(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.network
 @pytest.mark.skipif(
     os.environ.get("GWN_NETWORK") != "1", reason="needs internet to download weights"
 )
