@@ -274,7 +274,6 @@ def split_items(config: RunConfig, split: str, epoch: int = 0):
         indices = list(range(config.val_size, config.val_size + size))
         generator = torch.Generator().manual_seed(derive_seed(config.seed, "shuffle", epoch))
         indices = [indices[i] for i in torch.randperm(len(indices), generator=generator)]
-        data.set_epoch(epoch)
     last = max(indices, default=-1)
     if last >= n:
         raise ValueError(
@@ -382,6 +381,8 @@ class VisionExperiment(Experiment):
     def batches(self, split: str, epoch: int = 0) -> Iterator[tuple]:
         c = self.config
         data, indices = split_items(c, split, epoch if split == "train" else 0)
+        if split == "train":
+            data.set_epoch(epoch)  # the augmentations of this epoch
         for start in range(0, len(indices), c.batch_size):
             chunk = indices[start : start + c.batch_size]
             if c.dataset == "cityscapes":
