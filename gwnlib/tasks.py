@@ -74,6 +74,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gwnlib import runtime
+from gwnlib.data.cityscapes import (  # noqa: F401 (re-exported: the task models' units)
+    DISPARITY_SCALE,  # the depth network predicts disparity / 128 (the authors' scale)
+    IGNORE_INDEX,
+    NUM_CLASSES,
+)
 from gwnlib.files import save_torch, write_json
 
 __all__ = [
@@ -103,13 +108,6 @@ _LOG = logging.getLogger(__name__)
 TASKS = ("segmentation", "depth", "detection", "keypoints")
 #: Which two tasks each vision dataset pairs (decoder 1, decoder 2).
 PAIRS = {"cityscapes": ("segmentation", "depth"), "coco": ("detection", "keypoints")}
-#: Cityscapes train ids 0..18.
-NUM_CLASSES = 19
-#: Train id of void pixels in the segmentation targets (the authors' code uses 19 instead).
-IGNORE_INDEX = 255
-#: The depth network predicts disparity / 128 (the authors' scale: (p - 1) / 32768 for a 16-bit
-#: disparity PNG value p, whose disparity in pixels is (p - 1) / 256).
-DISPARITY_SCALE = 128.0
 #: Factors applied to each task's loss (the authors' code: cross-entropy times the 19 classes).
 LOSS_SCALES = {"segmentation": float(NUM_CLASSES), "depth": 1.0, "detection": 1.0, "keypoints": 1.0}
 

@@ -45,10 +45,9 @@ from torch import nn
 from gwnlib.codecs import GrayWynerCodec, _at_least_float32
 from gwnlib.entropy import bits
 from gwnlib.experiments import Experiment, RunConfig, _check_split, derive_seed
+from gwnlib.losses import rmse
 from gwnlib.runtime import cache_dir, data_dir
 
-#: The two tasks of each vision dataset, in order (task 1, task 2).
-TASK_PAIRS = {"cityscapes": ("segmentation", "depth"), "coco": ("detection", "keypoints")}
 #: The padding multiple of COCO batches (the paper's; the codec itself downsamples by 16).
 PAD_MULTIPLE = 64
 
@@ -103,7 +102,7 @@ class VisionCodec(GrayWynerCodec):
 
 def _masked_rmse(prediction: torch.Tensor, target: torch.Tensor, mask) -> torch.Tensor:
     if mask is None:
-        return torch.sqrt(torch.mean((prediction - target) ** 2))
+        return rmse(prediction, target)
     weight = mask.to(prediction.dtype).expand_as(prediction)
     return torch.sqrt(((prediction - target) ** 2 * weight).sum() / weight.sum())
 
@@ -207,7 +206,9 @@ def task_model(name: str, weights: str | None, device: str, options: tuple = ())
 
 
 def _task_models(config: RunConfig, device: torch.device) -> tuple:
-    names = TASK_PAIRS[config.dataset]
+    from gwnlib.tasks import PAIRS
+
+    names = PAIRS[config.dataset]
     options = tuple(sorted(_detector_options(config).items())) if config.dataset == "coco" else ()
     return tuple(task_model(n, _weights(config), str(device), options) for n in names)
 
@@ -396,18 +397,21 @@ class VisionExperiment(Experiment):
                  for key in items[0]}  # fmt: skip
         return stack["image"], stack["segmentation"], (stack["disparity"], stack["valid"])
 
-    def _coco_batch(self, data, chunk):
-        from gwnlib.data.coco import pad_to_multiple, training_targets
+    def _padded_coco(self, data, chunk):
+        """The resized COCO items of ``chunk`` and their padded (images, mask) on the device."""
+        from gwnlib.data.coco import pad_to_multiple
 
         items = [coco_item(self.config, data, i) for i in chunk]
         images, mask = pad_to_multiple([item[0] for item in items], multiple=PAD_MULTIPLE)
+        return items, images.to(self.device), mask.to(self.device)
+
+    def _coco_batch(self, data, chunk):
+        from gwnlib.data.coco import training_targets
+
+        items, images, mask = self._padded_coco(data, chunk)
         move = lambda t: {k: v.to(self.device) if torch.is_tensor(v) else v  # noqa: E731
                           for k, v in training_targets(t).items()}  # fmt: skip
-        return (
-            (images.to(self.device), mask.to(self.device)),
-            [move(item[1]) for item in items],
-            [move(item[2]) for item in items],
-        )
+        return (images, mask), [move(item[1]) for item in items], [move(item[2]) for item in items]
 
     # -- whole-split task quality (Tables 7 and 8) ------------------------------------------
     @torch.no_grad()
@@ -447,7 +451,6 @@ class VisionExperiment(Experiment):
         return {"miou": iou.compute(), "rmse": rmse.compute()}
 
     def _coco_quality(self, split, codec) -> dict:
-        from gwnlib.data.coco import pad_to_multiple
         from gwnlib.vision_metrics import CocoEvaluator
 
         c = self.config
@@ -457,9 +460,7 @@ class VisionExperiment(Experiment):
                       CocoEvaluator(data.coco_keypoints, "keypoints"))  # fmt: skip
         known = torch.tensor(sorted(data.coco_instances.getCatIds()))
         for start in range(0, len(indices), c.batch_size):
-            items = [coco_item(c, data, i) for i in indices[start : start + c.batch_size]]
-            images, mask = pad_to_multiple([item[0] for item in items], multiple=PAD_MULTIPLE)
-            images, mask = images.to(self.device), mask.to(self.device)
+            items, images, mask = self._padded_coco(data, indices[start : start + c.batch_size])
             if codec is None:
                 decoded = (images, images)
             else:

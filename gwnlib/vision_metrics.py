@@ -26,14 +26,12 @@ import numpy as np
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-CITYSCAPES_NUM_CLASSES = 19
-"""Cityscapes evaluation classes (the "train ids" 0..18: road, sidewalk, ..., bicycle)."""
+from gwnlib.data.cityscapes import IGNORE_INDEX, NUM_CLASSES
 
-CITYSCAPES_IGNORE_INDEX = 255
-"""Train id of the pixels that Cityscapes leaves out of evaluation (void classes, license plate).
-
-The authors' code relabels them 19 (REFERENCE.md); any value outside 0..18 works the same here.
-"""
+# Cityscapes evaluation classes (train ids 0..18) and the train id of the pixels left out of
+# evaluation (the authors' code relabels them 19; any value outside 0..18 works the same here).
+CITYSCAPES_NUM_CLASSES = NUM_CLASSES
+CITYSCAPES_IGNORE_INDEX = IGNORE_INDEX
 
 IOU_TYPES = ("bbox", "keypoints")
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gwnlib.data.cityscapes import augmentation_generator
+from gwnlib.data.cityscapes import _check_epoch, augmentation_generator
 from gwnlib.download import download_url
 from gwnlib.runtime import DATA_DIR_ENV, _check_seed, data_dir, show_progress
 
@@ -266,9 +266,7 @@ class CocoTasks(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Use the augmentations of ``epoch`` (an int >= 0) from now on."""
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0; got {epoch!r}")
-        self.epoch = int(epoch)
+        self.epoch = _check_epoch(epoch)
 
     def __repr__(self) -> str:
         return (
