@@ -101,6 +101,9 @@ def _add_sweep_parser(commands) -> None:
     sweep.add_argument("--root", default=None, help="run directories (default: GWN_RUNS_DIR)")
     sweep.add_argument("--amp", default="auto", choices=AMP_MODES)
     sweep.add_argument("--compile", action="store_true", help="torch.compile the codec")
+    sweep.add_argument(
+        "--channels-last", action="store_true", help="train in channels-last (NHWC) memory"
+    )
     sweep.add_argument("--list", action="store_true", help="list the points and their status")
     sweep.add_argument(
         "--export",
@@ -185,7 +188,12 @@ def _sweep(args) -> int:
         elif args.workers is not None:
             raise ValueError("--workers needs --executor pool")
         table = sweep.run(
-            args.executor, device=args.device, amp=args.amp, compile=args.compile, **options
+            args.executor,
+            device=args.device,
+            amp=args.amp,
+            compile=args.compile,
+            channels_last=args.channels_last,
+            **options,
         )
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -46,13 +46,20 @@ class GrayWynerLoss(nn.Module):
         self.distortions = distortions
 
     def forward(self, output: dict, z1: torch.Tensor, z2: torch.Tensor) -> dict:
-        rates = output["rates"]
-        zero = output["z1_hat"].new_zeros(())
-        r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
-        rate = self.beta * r0 + r1 + r2
-        # Distortions in float32 even when the decoders ran under bfloat16 autocast.
-        d1 = self.distortions[0](output["z1_hat"].float(), z1)
-        d2 = self.distortions[1](output["z2_hat"].float(), z2)
-        aux = output["aux"].float()
-        loss = self.eta * rate + d1 + d2 + self.gamma * aux
-        return {"loss": loss, "rate": rate, "d1": d1, "d2": d2, "aux": aux}
+        return lagrangian(output, z1, z2, self.beta, self.eta, self.gamma, self.distortions)
+
+
+def lagrangian(output: dict, z1, z2, beta, eta, gamma, distortions) -> dict:
+    """The terms of Eq. 12 + Eq. 15 for a codec's forward dict (what :class:`GrayWynerLoss`
+    computes). ``beta`` and ``eta`` may be tensors: the fused sweeps of :mod:`gwnlib.fused` pass
+    one value per point under ``torch.func.vmap``."""
+    rates = output["rates"]
+    zero = output["z1_hat"].new_zeros(())
+    r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
+    rate = beta * r0 + r1 + r2
+    # Distortions in float32 even when the decoders ran under bfloat16 autocast.
+    d1 = distortions[0](output["z1_hat"].float(), z1)
+    d2 = distortions[1](output["z2_hat"].float(), z2)
+    aux = output["aux"].float()
+    loss = eta * rate + d1 + d2 + gamma * aux
+    return {"loss": loss, "rate": rate, "d1": d1, "d2": d2, "aux": aux}

@@ -110,11 +110,17 @@ def _check_channels(**channels: int) -> None:
 
 
 class _RoundStraightThrough(torch.autograd.Function):
+    generate_vmap_rule = True  # usable under torch.func.vmap (fused sweeps, gwnlib.fused)
+
     @staticmethod
-    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+    def forward(y: torch.Tensor) -> torch.Tensor:
         # Round half toward zero, as the authors do (torch.round would round half to even).
         # (+ 0.0 turns the -0.0 that sign * ceil gives for small negatives into 0.0.)
         return torch.sign(y) * torch.ceil(torch.abs(y) - 0.5) + 0.0
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:

@@ -7,13 +7,15 @@ interrupted ones resume from their last epoch, and duplicates in a grid collapse
 at any moment therefore resumes without losing or repeating work. :meth:`Sweep.results` gathers
 the finished points into one pandas DataFrame (one row per run).
 
-The same sweep runs unchanged under three executors (:data:`EXECUTORS`):
+The same sweep runs unchanged under four executors (:data:`EXECUTORS`):
 
 - ``"sequential"`` (default; what notebooks use): one point after another in this process;
 - ``"pool"``: a local pool of processes (``workers``), each with its share of the CPU threads;
 - ``"slurm"``: one Slurm job per point, or a job array, through ``submitit`` (GPUs, CPUs, time
   limit and partition as options). ``cluster="local"`` or ``"debug"`` runs the same jobs on this
-  machine, which is how the tests check this path.
+  machine, which is how the tests check this path;
+- ``"fused"``: the points that differ only in eta and beta trained together as one batched model
+  in this process (:mod:`gwnlib.fused`; one GPU runs a whole codec's curve at once).
 
 Named sweeps (:data:`SWEEPS`) are the chapters' grids; ``python -m gwnlib sweep NAME`` runs one
 outside the notebook, e.g. on a cluster. Chapters call :meth:`Sweep.load_or_run`: the book's
@@ -42,7 +44,7 @@ from gwnlib.runtime import check_preset, results_dir, runs_dir, show_progress
 from gwnlib.train import RunInProgress, fit, is_finished, load_metrics, run_dir
 
 #: Ways to execute a sweep's points.
-EXECUTORS = ("sequential", "pool", "slurm")
+EXECUTORS = ("sequential", "pool", "slurm", "fused")
 #: submitit clusters for the ``"slurm"`` executor (``None``: Slurm when ``sbatch`` exists).
 CLUSTERS = ("slurm", "local", "debug")
 
@@ -185,6 +187,7 @@ class Sweep:
         device: str = "auto",
         amp: str = "auto",
         compile: bool = False,
+        channels_last: bool = False,
         progress: bool | None = None,
         workers: int | None = None,
         cluster: str | None = None,
@@ -209,14 +212,24 @@ class Sweep:
             raise ValueError("cluster and slurm options apply only to executor='slurm'")
         if executor != "pool" and workers is not None:
             raise ValueError("workers applies only to executor='pool'")
+        if executor == "fused" and (compile or channels_last):
+            raise ValueError("executor='fused' runs vmapped eager steps: no compile/channels_last")
         progress = show_progress(progress)
         pending = self.pending()
-        options = {"root": str(self.root), "device": device, "amp": amp, "compile": compile}
+        options = {
+            "root": str(self.root),
+            "device": device,
+            "amp": amp,
+            "compile": compile,
+            "channels_last": channels_last,
+        }
         jobs = [(c.to_dict(), options) for c in pending]
         if executor == "sequential":
             failures = _run_sequential(jobs, progress)
         elif executor == "pool":
             failures = _run_pool(jobs, workers, progress)
+        elif executor == "fused":
+            failures = _run_fused(pending, options, progress)
         else:
             failures = _run_submitit(jobs, self, cluster, array, wait, slurm or {}, progress)
         if failures:
@@ -310,6 +323,7 @@ def run_point(config: dict, options: dict) -> dict:
             device=options["device"],
             amp=options["amp"],
             compile=options["compile"],
+            channels_last=options.get("channels_last", False),
             progress=options.get("progress", False),
         )
     except RunInProgress:
@@ -327,6 +341,25 @@ def _run_sequential(jobs, progress):
             run_point(config, {**options, "progress": progress})
         except Exception as exc:  # noqa: BLE001  (reported with the others at the end)
             failures.append((_label(config), f"{type(exc).__name__}: {exc}"))
+    return failures
+
+
+def _run_fused(pending, options, progress):
+    from gwnlib.fused import fit_fused, groups
+
+    failures = []
+    for group in groups(pending):
+        try:
+            fit_fused(
+                group,
+                root=options["root"],
+                device=options["device"],
+                amp=options["amp"],
+                progress=progress,
+            )
+        except Exception as exc:  # noqa: BLE001  (reported with the others at the end)
+            labels = ", ".join(config.label() for config in group)
+            failures.append((labels, f"{type(exc).__name__}: {exc}"))
     return failures
 
 

@@ -95,6 +95,7 @@ def fit(
     compile: bool = False,
     progress: bool | None = None,
     log_every: int = 25,
+    channels_last: bool = False,
     **overrides,
 ) -> dict:
     """Train one run to the end (or resume it) and return its final metrics.
@@ -103,8 +104,10 @@ def fit(
     ``resolve(**overrides)`` (e.g. ``fit(dataset="synthetic", preset="smoke", codec="joint")``).
     ``root``: where run directories live (default :func:`gwnlib.runtime.runs_dir`).
     ``device``: as :func:`gwnlib.device`; ``amp``: one of :data:`AMP_MODES`; ``compile``: wrap
-    the codec in ``torch.compile`` for training; ``progress``: tqdm bars with rates and
-    distortions, refreshed every ``log_every`` steps (the only host synchronisations in a step);
+    the codec in ``torch.compile`` for training; ``channels_last``: train with NHWC weights and
+    inputs (about 1.3x faster on a 2-core CPU for the coloured-MNIST codec); ``progress``: tqdm
+    bars with rates and distortions, refreshed every ``log_every`` steps (the only host
+    synchronisations in a step);
     None: on, unless ``GWN_PROGRESS=0`` (:func:`gwnlib.runtime.show_progress`).
 
     A finished run is not retrained: its ``metrics.json`` is returned. An interrupted one
@@ -120,7 +123,7 @@ def fit(
     folder = run_dir(config, root)
     _claim(folder, config)
     with _exclusive(folder):
-        return _fit(config, folder, dev, amp, compile, progress, log_every)
+        return _fit(config, folder, dev, amp, compile, progress, log_every, channels_last)
 
 
 class RunInProgress(RuntimeError):
@@ -146,7 +149,7 @@ def _exclusive(folder: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _fit(config, folder, dev, amp, compile, progress, log_every) -> dict:
+def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=False) -> dict:
     if is_finished(folder):
         with contextlib.suppress(OSError):
             (folder / "last.pt").unlink()  # a kill between metrics.json and this leaves it
@@ -158,6 +161,7 @@ def _fit(config, folder, dev, amp, compile, progress, log_every) -> dict:
         "hardware": hardware(dev),
         "amp": "bf16" if use_bf16 else "fp32",
         "compile": bool(compile),
+        "channels_last": bool(channels_last),
         "torch": torch.__version__,
     }
     write_json(folder / "config.json", {"config": config.to_dict(), "runtime": runtime})
@@ -174,7 +178,12 @@ def _fit(config, folder, dev, amp, compile, progress, log_every) -> dict:
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
         _export(folder, codec, config, state)  # history.csv and best.pt may lag last.pt
-    train_step = torch.compile(codec) if compile else codec
+    train_step = codec
+    if channels_last:
+        codec.to(memory_format=torch.channels_last)
+        train_step = ChannelsLastInputs(codec)
+    if compile:
+        train_step = torch.compile(train_step)
     autocast = _autocast(dev, use_bf16)
 
     epochs = tqdm(
@@ -273,11 +282,16 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
         dynamic_ncols=True,
     )
     optimizer.zero_grad(set_to_none=True)
+    first_step = epoch * (steps // config.accumulate)  # optimiser steps before this epoch
     for i, (x, t1, t2) in enumerate(experiment.batches("train", epoch)):
         with autocast():
             output = _forward(model, x)
             terms = loss_fn(output, t1, t2)
-        (terms["loss"] / config.accumulate).backward()
+        objective = terms["loss"]
+        scale = rate_scale(config, first_step + i // config.accumulate)
+        if scale < 1:  # eta warm-up: train on a smaller rate weight, log the full-eta loss
+            objective = objective - (1 - scale) * loss_fn.eta * terms["rate"]
+        (objective / config.accumulate).backward()
         for key in TERMS:
             sums[key] += _term(output, terms, key).detach().float()
         if (i + 1) % config.accumulate:
@@ -298,6 +312,28 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
             )
     bar.close()
     return {key: value.item() / steps for key, value in sums.items()}
+
+
+class ChannelsLastInputs(torch.nn.Module):
+    """Calls ``codec`` with its 4-D image input in channels-last (NHWC) memory: convolutions pick
+    NHWC kernels only when the input is NHWC, so converting the weights alone does not help."""
+
+    def __init__(self, codec):
+        super().__init__()
+        self.codec = codec
+
+    def forward(self, x, *rest):
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.codec(x, *rest)
+
+
+def rate_scale(config: RunConfig, step: int) -> float:
+    """The fraction of eta that weighs the rate at optimiser step ``step`` (counted from 0):
+    ``min(1, (step + 1) / eta_warmup)``, or 1 without a warm-up."""
+    if not config.eta_warmup:
+        return 1.0
+    return min(1.0, (step + 1) / config.eta_warmup)
 
 
 def _forward(codec, x):

@@ -81,7 +81,7 @@ def test_bad_sweeps_fail_before_any_training(tmp_path):
         tiny(tmp_path, preset="medium")
     with pytest.raises(ValueError, match="sweep must be one of synthetic, colored_mnist"):
         named("cityscape")
-    with pytest.raises(ValueError, match="executor must be one of sequential, pool, slurm"):
+    with pytest.raises(ValueError, match="executor must be one of sequential, pool, slurm, fused"):
         tiny(tmp_path).run("threads")
     with pytest.raises(ValueError, match="workers applies only to executor='pool'"):
         tiny(tmp_path).run(workers=2)
@@ -147,6 +147,18 @@ def test_a_process_pool_gives_the_sequential_results(sequential, tmp_path):
     _, table = sequential
     pooled = tiny(tmp_path).run("pool", device="cpu", workers=2, progress=False)
     pd.testing.assert_frame_equal(comparable(pooled), comparable(table))
+
+
+def test_the_fused_executor_gives_the_sequential_results(sequential, tmp_path):
+    _, table = sequential
+    together = tiny(tmp_path).run("fused", device="cpu", progress=False)
+    assert (together["fused_points"] == 2).all()  # one group per codec, two etas each
+    numbers = comparable(table).select_dtypes("number").columns
+    pd.testing.assert_frame_equal(
+        comparable(together)[numbers], comparable(table)[numbers], rtol=2e-6, atol=1e-7
+    )
+    with pytest.raises(ValueError, match="no compile/channels_last"):
+        tiny(tmp_path).run("fused", compile=True)
 
 
 def test_the_slurm_path_runs_through_submitits_local_executor(sequential, tmp_path):

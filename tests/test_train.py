@@ -1,5 +1,6 @@
 """Training: configs, presets, the fit loop, early stopping, atomic files, resume after a kill."""
 
+import hashlib
 import json
 import math
 import signal
@@ -69,6 +70,8 @@ def test_config_key_identifies_the_run():
         ({"side": 40}, "side must be a multiple of 16"),
         ({"learning_rate": 1e-3}, "unknown run setting.*learning_rate.*accepted:.*lr"),
         ({"dataset": "colored_mnist", "pmf": "uniform"}, "pmf must be one of dependent"),
+        ({"eta_warmup": 0}, "eta_warmup must be an integer >= 1"),
+        ({"eta_warmup": 2.5}, "eta_warmup must be an integer >= 1"),
     ],
 )
 def test_bad_settings_name_the_parameter(kwargs, match):
@@ -176,6 +179,51 @@ def test_max_epochs_bounds_training(tmp_path):
     config = resolve(**TINY, patience=50, max_epochs=3, train_steps=1)
     metrics = train.fit(config, root=tmp_path, device="cpu", progress=False)
     assert metrics["epochs"] == 3
+
+
+def test_eta_warmup_ramps_the_training_rate_weight_and_keeps_old_keys(tmp_path, monkeypatch):
+    config = resolve(**TINY, eta_warmup=4)
+    assert [train.rate_scale(config, step) for step in range(6)] == [0.25, 0.5, 0.75, 1, 1, 1]
+    assert train.rate_scale(resolve(**TINY), 0) == 1.0
+    # None (the default) leaves the key as it was before the field existed; a value changes it.
+    plain = resolve(**TINY)
+    text = json.dumps({k: v for k, v in plain.to_dict().items()
+                       if v is not None or k not in train_keys_added_later()},
+                      sort_keys=True, separators=(",", ":"))  # fmt: skip
+    assert plain.key == hashlib.sha256(text.encode()).hexdigest()[:12]
+    assert config.key != plain.key
+    # The rate is down-weighted in the gradient only: logged and validation losses use eta.
+    seen = []
+    real_backward = torch.Tensor.backward
+    monkeypatch.setattr(torch.Tensor, "backward", lambda t, *a, **k: seen.append(t.item())
+                        or real_backward(t, *a, **k))  # fmt: skip
+    settings = {"max_epochs": 1, "train_steps": 3}
+    warm = train.fit(resolve(**TINY, eta_warmup=1000, **settings), root=tmp_path, device="cpu",
+                     progress=False)  # fmt: skip
+    history = (tmp_path / "synthetic" / warm["key"] / "history.csv").read_text().splitlines()
+    header, row = history[0].split(","), history[1].split(",")
+    logged = float(row[header.index("train_loss")])
+    assert sum(seen) / len(seen) < logged  # the objective had less rate in it than the loss
+    cold = train.fit(resolve(**TINY, **settings), root=tmp_path, device="cpu", progress=False)
+    assert warm["loss"] != cold["loss"]
+
+
+def train_keys_added_later():
+    from gwnlib.experiments import _LATER_FIELDS
+
+    return _LATER_FIELDS
+
+
+def test_channels_last_training_matches_the_default_layout(tmp_path):
+    settings = {**TINY, "max_epochs": 1, "train_steps": 2}
+    nhwc = train.fit(**settings, root=tmp_path / "a", device="cpu", progress=False,
+                     channels_last=True)  # fmt: skip
+    nchw = train.fit(**settings, root=tmp_path / "b", device="cpu", progress=False)
+    assert nhwc["channels_last"] is True and nchw["channels_last"] is False
+    for key in ("loss", "rate_transmit", "d1", "d2"):
+        assert nhwc[key] == pytest.approx(nchw[key], rel=1e-4), key
+    codec = train.load_codec(train.run_dir(resolve(**settings), tmp_path / "a"), device="cpu")
+    assert all(p.is_contiguous() for p in codec.parameters())  # saved weights load as usual
 
 
 def test_gradient_accumulation_runs_accumulate_micro_batches_per_step(tmp_path, monkeypatch):

@@ -1,0 +1,449 @@
+"""Fused sweeps: several (eta, beta) points of one codec trained as one batched model.
+
+The points of a sweep that share a codec differ only in eta and beta (Eq. 12). Their codecs have
+the same architecture, start from the same seeded weights and read the same batches (the batches
+are a function of the seed, not of eta or beta). So N of them can be trained as *one* model whose
+parameters carry a leading axis of size N: :func:`torch.func.stack_module_state` stacks them,
+:func:`torch.func.vmap` over :func:`torch.func.functional_call` runs the N forward passes as
+batched (grouped) kernels, and the sum of the N objectives backpropagates to each point's own
+parameters only. Adam is elementwise and the gradient-norm clipping of Table 1 is done per point,
+so every point takes the update of its own run, up to the order of floating-point sums.
+
+Early stopping is per point: a point that stops is finished like an ordinary run (``best.pt`` and
+``metrics.json`` in its own run directory, :mod:`gwnlib.train`) and dropped from the stack, so the
+others go on faster. The group's resume state (stacked weights, Adam moments, every point's
+counters) is written atomically after each epoch to ``<root>/<dataset>/fused-<hash>/last.pt``.
+
+This is an execution strategy, like ``torch.compile``: it changes speed, not what is trained, and a
+fused point's run directory is the same as a separate run's (``runtime.fused_points`` says how it
+was trained). Entry points: :func:`fit_fused`, and ``Sweep.run(executor="fused")`` /
+``python -m gwnlib sweep ... --executor fused``, which group a sweep's pending points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+import types
+
+import torch
+from compressai.layers import MaskedConv2d
+from compressai.ops import LowerBound
+from torch import nn
+from tqdm.auto import tqdm
+
+from gwnlib.experiments import VISION, Experiment, RunConfig
+from gwnlib.files import remove_stale_temporaries, save_torch, write_json
+from gwnlib.losses import lagrangian
+from gwnlib.runtime import device as resolve_device
+from gwnlib.runtime import hardware, runs_dir, show_progress
+from gwnlib.train import (
+    AMP_MODES,
+    TERMS,
+    _as_config,
+    _autocast,
+    _claim,
+    _exclusive,
+    _export,
+    _finish,
+    _should_stop,
+    _term,
+    is_finished,
+    load_metrics,
+    rate_scale,
+    run_dir,
+)
+
+#: The settings in which the points of one fused group may differ.
+FUSED_FIELDS = ("eta", "beta")
+
+
+def groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """``configs`` split into fusable groups: same settings except :data:`FUSED_FIELDS`, in the
+    order of their first member."""
+    found: dict[tuple, list[RunConfig]] = {}
+    for config in configs:
+        values = config.to_dict()
+        key = tuple((name, values[name]) for name in sorted(values) if name not in FUSED_FIELDS)
+        found.setdefault(key, []).append(config)
+    return list(found.values())
+
+
+def fit_fused(
+    configs: list,
+    root=None,
+    device: str = "auto",
+    amp: str = "auto",
+    progress: bool | None = None,
+    log_every: int = 25,
+) -> list[dict]:
+    """Train the points ``configs`` (RunConfigs or their dicts; same settings but eta and beta)
+    as one batched model, each to its own early stop, and return their final metrics in order.
+
+    Finished points are loaded, not retrained; an interrupted group resumes from its last epoch.
+    ``device``, ``amp``, ``progress`` and ``log_every`` are as for :func:`gwnlib.train.fit`.
+    """
+    configs = [_as_config(config, {}) for config in configs]
+    _check_group(configs)
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
+    if not isinstance(log_every, int) or log_every < 1:
+        raise ValueError(f"log_every must be an integer >= 1; got {log_every!r}")
+    dev = resolve_device(device)
+    progress = show_progress(progress)
+    root = runs_dir() if root is None else root
+    folders = {config.key: run_dir(config, root) for config in configs}
+    pending = [config for config in configs if not is_finished(folders[config.key])]
+    if pending:
+        for config in pending:
+            _claim(folders[config.key], config)
+        keys = sorted(config.key for config in configs)
+        name = hashlib.sha256(",".join(keys).encode()).hexdigest()[:12]
+        group_dir = folders[configs[0].key].parent / f"fused-{name}"
+        group_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as locks:
+            for config in pending:
+                locks.enter_context(_exclusive(folders[config.key]))
+            locks.enter_context(_exclusive(group_dir))
+            group = _FusedGroup(configs, pending, folders, group_dir, dev, amp)
+            group.fit(progress, log_every)
+    return [load_metrics(folders[config.key]) for config in configs]
+
+
+def _check_group(configs: list[RunConfig]) -> None:
+    if not configs:
+        raise ValueError("configs must hold at least one run config")
+    if len({config.key for config in configs}) != len(configs):
+        raise ValueError("configs holds the same run twice")
+    if configs[0].dataset in VISION:
+        raise ValueError(
+            f"fused training supports the synthetic source and coloured MNIST, not "
+            f"{configs[0].dataset!r} (frozen task models with their own batch handling)"
+        )
+    first = configs[0].to_dict()
+    differing = sorted(
+        {
+            name
+            for config in configs[1:]
+            for name, value in config.to_dict().items()
+            if name not in FUSED_FIELDS and value != first[name]
+        }
+    )
+    if differing:
+        raise ValueError(
+            f"fused points may differ only in {', '.join(FUSED_FIELDS)}; these differ too: "
+            f"{', '.join(differing)}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# vmap-able stand-ins for CompressAI's in-place masked convolution and lower bound
+# --------------------------------------------------------------------------------------------
+
+
+class _LowerBound(torch.autograd.Function):
+    """CompressAI's ``LowerBoundFunction`` (``max(x, bound)``; the gradient passes where x is
+    above the bound or pushed up towards it), written so that ``vmap`` can batch it."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, bound):
+        return torch.max(x, bound)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, bound = ctx.saved_tensors
+        return ((x >= bound) | (grad < 0)) * grad, None
+
+
+def _lower_bound_forward(self, x):
+    return _LowerBound.apply(x, self.bound)
+
+
+def _vmappable(template: nn.Module) -> list[str]:
+    """Rewire ``template``'s CompressAI layers for ``functional_call`` under ``vmap`` and return
+    the names of its masked convolutions. ``MaskedConv2d`` multiplies its weight by its mask in
+    place at every call; the fused step masks the stacked weights itself before each forward
+    (same values, same gradients), and the template's layers become plain convolutions."""
+    masked = []
+    for name, module in template.named_modules():
+        if isinstance(module, MaskedConv2d):
+            module.forward = types.MethodType(nn.Conv2d.forward, module)
+            masked.append(name)
+        elif isinstance(module, LowerBound):
+            module.forward = types.MethodType(_lower_bound_forward, module)
+    return masked
+
+
+# --------------------------------------------------------------------------------------------
+# The group
+# --------------------------------------------------------------------------------------------
+
+
+class _FusedGroup:
+    """The pending points ``configs`` of the group ``everyone`` (finished ones included)."""
+
+    def __init__(self, everyone, configs, folders, group_dir, dev, amp):
+        self.configs, self.folders, self.group_dir, self.dev = configs, folders, group_dir, dev
+        self.group_keys = sorted(config.key for config in everyone)
+        self.by_key = {config.key: config for config in everyone}
+        self.bf16 = amp == "bf16" or (amp == "auto" and dev.type == "cuda")
+        self.autocast = _autocast(dev, self.bf16)
+        self.runtime = {
+            "device": str(dev),
+            "hardware": hardware(dev),
+            "amp": "bf16" if self.bf16 else "fp32",
+            "compile": False,
+            "channels_last": False,
+            "fused_points": len(configs),
+            "torch": torch.__version__,
+        }
+        self.experiments = {c.key: Experiment(c, dev) for c in configs}
+        self.base = self.experiments[configs[0].key]  # every point reads its batches
+        codecs = [self.experiments[c.key].codec().to(dev) for c in configs]
+        self.template = self.base.codec().to(dev)
+        self.masked = _vmappable(self.template)
+        self.scratch = self.base.codec().to(dev)  # one point's weights, for exports
+        params, self.buffers = torch.func.stack_module_state(codecs)
+        self.params = {name: p.detach().requires_grad_(True) for name, p in params.items()}
+        del codecs
+        self.active = [c.key for c in configs]
+        self.optimizer = self._optimizer()
+        self.states = {
+            c.key: {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0,
+                    "history": []}
+            for c in configs
+        }  # fmt: skip
+        loss = self.base.loss()
+        self.gamma, self.distortions = loss.gamma, loss.distortions
+
+    # -- state ----------------------------------------------------------------------------------
+    def _optimizer(self) -> torch.optim.Adam:
+        config = self.configs[0]
+        fused = self.dev.type in ("cpu", "cuda")
+        return torch.optim.Adam(
+            list(self.params.values()), lr=config.lr, betas=(0.9, 0.999), fused=fused
+        )
+
+    def _hyper(self, name: str) -> torch.Tensor:
+        values = [getattr(self.by_key[key], name) for key in self.active]
+        return torch.tensor(values, dtype=torch.float32, device=self.dev)
+
+    def _point_state(self, index: int) -> dict:
+        state = {name: p[index].detach() for name, p in self.params.items()}
+        state.update({name: b[index] for name, b in self.buffers.items()})
+        return state
+
+    def _checkpoint(self) -> None:
+        save_torch(
+            self.group_dir / "last.pt",
+            {
+                "keys": self.group_keys,
+                "active": self.active,
+                "params": {name: p.detach() for name, p in self.params.items()},
+                "buffers": self.buffers,
+                "optimizer": self.optimizer.state_dict(),
+                "states": self.states,
+            },
+        )
+
+    def _resume(self) -> None:
+        last = self.group_dir / "last.pt"
+        if not last.is_file():
+            return
+        saved = torch.load(last, map_location=self.dev, weights_only=True)
+        if saved["keys"] != self.group_keys:
+            raise RuntimeError(f"{last} belongs to another group of points; refusing to mix them")
+        pending = set(self.active)
+        self.active = saved["active"]
+        self.params = {name: p.requires_grad_(True) for name, p in saved["params"].items()}
+        self.buffers = saved["buffers"]
+        self.optimizer = self._optimizer()
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.states.update(saved["states"])
+        # A point finished between the checkpoint and a crash is not pending any more.
+        self._keep([i for i, key in enumerate(self.active) if key in pending])
+
+    def _keep(self, indices: list[int]) -> None:
+        """Drop every point but ``indices`` from the stack (weights, buffers, Adam moments)."""
+        if indices == list(range(len(self.active))):
+            return
+        if not indices:
+            self.active = []
+            return
+        index = torch.tensor(indices, device=self.dev)
+        old = self.optimizer
+        old_params = list(self.params.values())
+        self.params = {
+            name: p.detach()[index].clone().requires_grad_(True) for name, p in self.params.items()
+        }
+        self.buffers = {name: b[index] for name, b in self.buffers.items()}
+        self.active = [self.active[i] for i in indices]
+        self.optimizer = self._optimizer()
+        for before, after in zip(old_params, self.params.values(), strict=True):
+            if before in old.state:
+                self.optimizer.state[after] = {
+                    name: value if name == "step" else value[index].clone()
+                    for name, value in old.state[before].items()
+                }
+
+    # -- the batched step -----------------------------------------------------------------------
+    def _mask_weights(self) -> None:
+        with torch.no_grad():
+            for name in self.masked:
+                self.params[f"{name}.weight"].mul_(self.buffers[f"{name}.mask"])
+
+    def _batched(self, scale: float):
+        base, template = self.base, self.template
+        gamma, distortions = self.gamma, self.distortions
+
+        def point(params, buffers, eta, beta, x, t1, t2):
+            output = torch.func.functional_call(template, (params, buffers), (x,))
+            terms = lagrangian(output, t1, t2, beta, eta, gamma, distortions)
+            objective = terms["loss"] - (1 - scale) * eta * terms["rate"]
+            values = {key: _term(output, terms, key) for key in TERMS}
+            values.update(base.task_metrics(output, t1, t2))
+            return objective, values
+
+        return torch.func.vmap(point, in_dims=(0, 0, 0, 0, None, None, None))
+
+    def _clip(self) -> None:
+        """Table 1's gradient-norm clipping, per point (``clip_grad_norm_`` of each run)."""
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        norms = torch.stack([g.flatten(1).float().norm(dim=1) for g in grads]).norm(dim=0)
+        coefficient = (self.configs[0].clip / (norms + 1e-6)).clamp(max=1.0)
+        for grad in grads:
+            grad.mul_(coefficient.view(-1, *([1] * (grad.dim() - 1))).to(grad.dtype))
+
+    def _train_epoch(self, epoch: int) -> dict[str, torch.Tensor]:
+        config = self.configs[0]
+        steps = self.base.steps("train")
+        etas, betas = self._hyper("eta"), self._hyper("beta")
+        sums = {key: torch.zeros(len(self.active), device=self.dev) for key in TERMS}
+        first_step = epoch * (steps // config.accumulate)
+        bar = tqdm(
+            total=steps // config.accumulate,
+            desc=f"epoch {epoch + 1} ({len(self.active)} points)",
+            unit="step",
+            leave=False,
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        self.template.train()
+        for i, (x, t1, t2) in enumerate(self.base.batches("train", epoch)):
+            self._mask_weights()
+            step_fn = self._batched(rate_scale(config, first_step + i // config.accumulate))
+            with self.autocast():
+                objective, values = step_fn(self.params, self.buffers, etas, betas, x, t1, t2)
+            (objective.sum() / config.accumulate).backward()
+            for key in TERMS:
+                sums[key] += values[key].detach().float()
+            if (i + 1) % config.accumulate:
+                continue
+            self._clip()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            bar.update(1)
+            if self.progress and ((i + 1) // config.accumulate) % self.log_every == 0:
+                bar.set_postfix(loss=f"{(sums['loss'] / (i + 1)).mean().item():.4f}")
+        bar.close()
+        return {key: value / steps for key, value in sums.items()}
+
+    @torch.no_grad()
+    def _evaluate(self, split: str) -> dict[str, torch.Tensor]:
+        self.template.eval()
+        self._mask_weights()
+        step_fn = self._batched(1.0)
+        etas, betas = self._hyper("eta"), self._hyper("beta")
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        for x, t1, t2 in self.base.batches(split):
+            with self.autocast():
+                _, values = step_fn(self.params, self.buffers, etas, betas, x, t1, t2)
+            for key, value in values.items():
+                sums[key] = sums.get(key, 0) + value.float()
+            count += 1
+        self.template.train()
+        return {key: value / count for key, value in sums.items()}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self, progress: bool, log_every: int) -> None:
+        self.progress, self.log_every = progress, log_every
+        remove_stale_temporaries(self.group_dir)
+        for config in self.configs:
+            folder = self.folders[config.key]
+            remove_stale_temporaries(folder)
+            record = {"config": config.to_dict(), "runtime": self.runtime}
+            write_json(folder / "config.json", record)
+        self._resume()
+        self._finish_stopped()
+        epochs = tqdm(
+            total=max(c.max_epochs for c in self.configs),
+            initial=min(self.states[key]["epoch"] for key in self.active) if self.active else 0,
+            desc=f"fused {self.configs[0].codec} ({len(self.configs)} points)",
+            unit="epoch",
+            disable=not self.progress,
+            dynamic_ncols=True,
+        )
+        while self.active:
+            epoch = self.states[self.active[0]]["epoch"]  # the active points move together
+            started = time.perf_counter()
+            train = self._train_epoch(epoch)
+            train = {key: value.tolist() for key, value in train.items()}
+            train_seconds = time.perf_counter() - started
+            val = {key: value.tolist() for key, value in self._evaluate("val").items()}
+            samples = self.base.steps("train") * self.configs[0].batch_size
+            for j, key in enumerate(self.active):
+                state = self.states[key]
+                loss = val["loss"][j]
+                state["epoch"] = epoch + 1
+                if loss < state["best_loss"]:
+                    state.update(best_loss=loss, best_epoch=epoch + 1, bad_epochs=0)
+                else:
+                    state["bad_epochs"] += 1
+                state["history"].append(
+                    {
+                        "epoch": epoch + 1,
+                        **{f"train_{k}": v[j] for k, v in train.items()},
+                        **{f"val_{k}": v[j] for k, v in val.items()},
+                        "train_seconds": train_seconds,
+                        "samples_per_s": samples / train_seconds,
+                    }
+                )
+            self._checkpoint()  # the commit point of the epoch, as last.pt of a run
+            for j, key in enumerate(self.active):
+                self.scratch.load_state_dict(self._point_state(j))
+                _export(self.folders[key], self.scratch, self.by_key[key], self.states[key])
+            self._finish_stopped()
+            epochs.update(1)
+        epochs.close()
+        with contextlib.suppress(OSError):
+            (self.group_dir / "last.pt").unlink()
+            (self.group_dir / ".lock").unlink()
+            self.group_dir.rmdir()
+
+    def _finish_stopped(self) -> None:
+        """Finish the points whose early stopping (or epoch limit) says so; drop them."""
+        stopped = [k for k in self.active if _should_stop(self.states[k], self.by_key[k])]
+        for key in stopped:
+            experiment = self.experiments[key]
+            codec = experiment.codec().to(self.dev)
+            loss_fn = experiment.loss()
+            _finish(
+                self.folders[key],
+                experiment,
+                codec,
+                loss_fn,
+                self.autocast,
+                self.states[key],
+                self.runtime,
+            )
+        if stopped:
+            self._keep([i for i, key in enumerate(self.active) if key not in stopped])

@@ -1,0 +1,149 @@
+"""Fused sweeps (gwnlib.fused): N points trained as one vmapped model equal N separate runs."""
+
+import pytest
+import torch
+
+from gwnlib import fused, train
+from gwnlib.experiments import resolve
+from gwnlib.nn import quantize
+
+COMPARED = ("loss", "rate_transmit", "d1", "d2", "aux", "best_val_loss", "real_rate_transmit")
+
+
+def _points(dataset="synthetic", codec="shared", etas=(0.01, 0.3), betas=None, **settings):
+    betas = betas or [1.0] * len(etas)
+    return [
+        resolve(dataset, "smoke", codec=codec, eta=eta, beta=beta, **settings)
+        for eta, beta in zip(etas, betas, strict=True)
+    ]
+
+
+def _assert_same(fused_metrics, separate_metrics, rel=2e-6):
+    for got, want in zip(fused_metrics, separate_metrics, strict=True):
+        assert got["key"] == want["key"]
+        assert got["epochs"] == want["epochs"]
+        assert got["best_epoch"] == want["best_epoch"]
+        for key in COMPARED:
+            assert got[key] == pytest.approx(want[key], rel=rel, abs=1e-7), key
+
+
+@pytest.mark.parametrize("codec", ["shared", "separated", "combined", "joint", "independent"])
+def test_fused_points_equal_separate_runs(tmp_path, codec):
+    configs = _points(codec=codec, etas=(0.01, 0.3, 0.05), betas=(1.0, 1.0, 2.0))
+    together = fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
+    apart = [train.fit(c, root=tmp_path / "apart", device="cpu", progress=False) for c in configs]
+    _assert_same(together, apart)
+    for metrics in together:
+        assert metrics["fused_points"] == 3
+
+
+def test_fused_classification_with_eta_warmup(tmp_path):
+    configs = _points("colored_mnist", etas=(1.0, 50.0), eta_warmup=2)
+    together = fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
+    apart = [train.fit(c, root=tmp_path / "apart", device="cpu", progress=False) for c in configs]
+    _assert_same(together, apart)
+    for got, want in zip(together, apart, strict=True):
+        assert got["acc1"] == want["acc1"] and got["acc2"] == want["acc2"]
+
+
+def test_a_point_that_stops_early_leaves_the_others_unchanged(tmp_path, monkeypatch):
+    """Point 1 stops after its first epoch and is dropped from the stack; the others go on to
+    epoch 3 exactly as alone, and point 1 ends as a run limited to one epoch."""
+    configs = _points(etas=(0.01, 0.3, 0.05), max_epochs=3, patience=3)
+    stopping = configs[1].key
+    original = fused._should_stop
+
+    def should_stop(state, config):
+        return (config.key == stopping and state["epoch"] >= 1) or original(state, config)
+
+    monkeypatch.setattr(fused, "_should_stop", should_stop)
+    together = fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
+    assert [m["epochs"] for m in together] == [3, 1, 3]
+    alone = [
+        train.fit(c, root=tmp_path / "apart", device="cpu", progress=False)
+        for c in (configs[0], resolve(**{**configs[1].to_dict(), "max_epochs": 1}), configs[2])
+    ]
+    for got, want in zip(together, alone, strict=True):
+        for key in COMPARED:
+            assert got[key] == pytest.approx(want[key], rel=2e-6, abs=1e-7), key
+
+
+def test_an_interrupted_group_resumes_where_it_stopped(tmp_path, monkeypatch):
+    configs = _points(etas=(0.01, 0.3), max_epochs=3, patience=3)
+    real_export = fused._export
+    calls = {"n": 0}
+
+    def crash_in_epoch_2(folder, codec, config, state):
+        if state["epoch"] == 2:
+            calls["n"] += 1
+            raise KeyboardInterrupt  # killed after the group's epoch-2 checkpoint
+        real_export(folder, codec, config, state)
+
+    monkeypatch.setattr(fused, "_export", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
+    assert calls["n"] == 1
+    groups = list((tmp_path / "fused" / "synthetic").glob("fused-*/last.pt"))
+    assert len(groups) == 1
+    monkeypatch.setattr(fused, "_export", real_export)
+    resumed = fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
+    assert not list((tmp_path / "fused" / "synthetic").glob("fused-*"))  # cleaned up
+    apart = [train.fit(c, root=tmp_path / "apart", device="cpu", progress=False) for c in configs]
+    _assert_same(resumed, apart)
+    # Finished points are loaded, not retrained.
+    again = fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
+    assert [m["date"] for m in again] == [m["date"] for m in resumed]
+
+
+def test_keep_slices_weights_and_adam_moments(tmp_path):
+    configs = _points(etas=(0.01, 0.3, 0.05))
+    folders = {c.key: train.run_dir(c, tmp_path) for c in configs}
+    group = fused._FusedGroup(configs, configs, folders, tmp_path, torch.device("cpu"), "fp32")
+    group.progress, group.log_every = False, 25
+    group._train_epoch(0)
+    before = {name: p.detach().clone() for name, p in group.params.items()}
+    moments = {
+        name: group.optimizer.state[p]["exp_avg"].clone() for name, p in group.params.items()
+    }
+    group._keep([0, 2])
+    assert group.active == [configs[0].key, configs[2].key]
+    for name, p in group.params.items():
+        assert p.is_leaf and p.requires_grad
+        torch.testing.assert_close(p.detach(), before[name][[0, 2]], rtol=0, atol=0)
+        torch.testing.assert_close(group.optimizer.state[p]["exp_avg"], moments[name][[0, 2]])
+    assert group._hyper("eta").tolist() == pytest.approx([0.01, 0.05])
+
+
+def test_groups_split_a_sweep_by_everything_but_eta_and_beta():
+    configs = [
+        *_points(etas=(0.01, 0.3)),
+        *_points(codec="joint", etas=(0.01,)),
+        *_points(etas=(0.1,), betas=(2.0,)),
+    ]
+    found = fused.groups(configs)
+    assert [[c.codec for c in group] for group in found] == [["shared"] * 3, ["joint"]]
+
+
+def test_bad_groups_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="only in eta, beta.*codec"):
+        fused.fit_fused(_points() + _points(codec="joint"), root=tmp_path)
+    with pytest.raises(ValueError, match="at least one"):
+        fused.fit_fused([], root=tmp_path)
+    with pytest.raises(ValueError, match="same run twice"):
+        fused.fit_fused(_points(etas=(0.1, 0.1)), root=tmp_path)
+    with pytest.raises(ValueError, match="not 'cityscapes'"):
+        fused.fit_fused([resolve("cityscapes", "smoke")], root=tmp_path)
+    with pytest.raises(ValueError, match="amp must be one of"):
+        fused.fit_fused(_points(), root=tmp_path, amp="fp8")
+
+
+def test_quantize_and_lower_bound_batch_under_vmap():
+    y = torch.tensor([[-1.5, -0.5, 0.4, 0.5, 2.6], [0.49, -0.51, 1.5, -2.5, 3.0]])
+    torch.testing.assert_close(torch.func.vmap(quantize)(y), torch.stack([quantize(r) for r in y]))
+    x = torch.tensor([[0.05, 0.2], [0.3, 0.01]], requires_grad=True)
+    bound = torch.tensor([0.11])
+    out = torch.func.vmap(fused._LowerBound.apply, in_dims=(0, None))(x, bound)
+    torch.testing.assert_close(out.detach(), torch.tensor([[0.11, 0.2], [0.3, 0.11]]))
+    (out * torch.tensor([[1.0, 1.0], [1.0, -1.0]])).sum().backward()
+    # Below the bound the gradient passes only when it pushes x up (CompressAI's LowerBound).
+    torch.testing.assert_close(x.grad, torch.tensor([[0.0, 1.0], [1.0, -1.0]]))
