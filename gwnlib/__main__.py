@@ -36,9 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument(
         "what", choices=["synthetic", "train"], help="source batches, or the training step"
     )
-    bench.add_argument("--codec", default="shared", help="codec of the training benchmark")
+    bench.add_argument(
+        "--codec", default="shared", help="codec of the training benchmark, or 'all'"
+    )
+    bench.add_argument("--dataset", default="synthetic", help="dataset of the training benchmark")
     bench.add_argument("--preset", default="paper", help="size of the training benchmark")
     bench.add_argument("--amp", default="auto", help="auto, bf16 or fp32 (training)")
+    bench.add_argument(
+        "--variant", default="eager", help="execution variant (gwnlib.bench.VARIANTS), or 'all'"
+    )
+    bench.add_argument("--points", type=int, default=5, help="points of the fused variant")
+    bench.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
+    bench.add_argument("--steps", type=int, default=3, help="steps per timed window")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    bench.add_argument("--out", default=None, help="also write the rows to this JSON file")
     bench.add_argument("--batch-size", type=int, default=100)
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
     bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
@@ -48,15 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         return _sweep(args)
     if args.command == "bench":
-        from gwnlib.bench import synthetic_batches, training
-
-        if args.what == "train":
-            result = training(args.codec, preset=args.preset, device=args.device, amp=args.amp)
-        else:
-            result = synthetic_batches(args.batch_size, args.device, args.side)
-        for key, value in result.items():
-            print(f"{key:>14}: {value}")
-        return 0
+        return _bench(args)
 
     from gwnlib import book as book_module
 
@@ -77,6 +80,65 @@ def main(argv: list[str] | None = None) -> int:
     if index is not None:
         print(f"Book built: {index}")
     return 0
+
+
+def _bench(args) -> int:
+    import torch
+
+    from gwnlib.bench import VARIANTS, synthetic_batches, training_suite
+    from gwnlib.codecs import CODECS
+
+    if args.what == "synthetic":
+        rows = [synthetic_batches(args.batch_size, args.device, args.side)]
+    else:
+        codecs = CODECS if args.codec == "all" else (args.codec,)
+        variants = VARIANTS if args.variant == "all" else (args.variant,)
+        for name, value, accepted in (
+            ("codec", codecs, CODECS),
+            ("variant", variants, VARIANTS),
+        ):
+            unknown = [v for v in value if v not in accepted]
+            if unknown:
+                print(
+                    f"error: --{name} must be 'all' or one of {', '.join(accepted)}; "
+                    f"got {unknown[0]!r}",
+                    file=sys.stderr,
+                )
+                return 2
+        rows = training_suite(
+            codecs,
+            variants,
+            dataset=args.dataset,
+            preset=args.preset,
+            device=args.device,
+            amp=args.amp,
+            points=args.points,
+            windows=args.windows,
+            steps=args.steps,
+            warmup=args.warmup,
+        )
+    for row in rows:
+        if "error" in row or "skipped" in row:
+            reason = row.get("error", row.get("skipped"))
+            print(f"{row['codec']:>12} {row['variant']:>13}: {reason}")
+        elif args.what == "train":
+            print(
+                f"{row['codec']:>12} {row['variant']:>13} x{row['points']} {row['amp']}: "
+                f"{row['samples_per_s']:9.1f} samples/s {row['steps_per_s']:7.3f} steps/s "
+                f"peak {row['peak_memory_gib']:.2f} GiB"
+            )
+        else:
+            for key, value in row.items():
+                print(f"{key:>14}: {value}")
+    if rows and "hardware" in rows[0]:
+        print(f"hardware: {rows[0]['hardware']}; torch {torch.__version__}")
+    if args.out:
+        from pathlib import Path
+
+        from gwnlib.files import write_json
+
+        write_json(Path(args.out), rows)
+    return 0 if all("error" not in row for row in rows) else 1
 
 
 def _add_sweep_parser(commands) -> None:

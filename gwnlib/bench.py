@@ -2,10 +2,18 @@
 
 Reports throughput as the median of repeated timed windows after a warm-up, with the hardware,
 so that numbers quoted in the book and in notes can be re-measured.
+
+The training benchmark times the full step (forward, Eq. 12 loss, backward, clipping, Adam) of
+one codec at a preset's size under one execution :data:`VARIANTS`; :func:`training_suite` runs
+every variant for every codec, ``python -m gwnlib bench train --suite`` from the shell. Batches
+are drawn before timing; no step synchronises with the host except the ``authors`` emulation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import resource
 import statistics
 import time
 
@@ -54,69 +62,197 @@ def synthetic_batches(
     }
 
 
+#: Execution variants of the training benchmark.
+#:
+#: - ``authors``: an emulation of the step the authors' Lightning code runs (fp32, eager, and one
+#:   host synchronisation per sample and latent to sum its rate), not their code;
+#: - ``eager``: our step (:func:`gwnlib.train.backward_step` + :func:`~gwnlib.train.update_step`)
+#:   under ``amp`` (auto: bfloat16 autocast on CUDA, float32 on the CPU; rates stay float32);
+#: - ``channels_last``: ``eager`` with NHWC weights and inputs;
+#: - ``compile``: ``eager`` with the codec under ``torch.compile``;
+#: - ``cudagraphs``: ``torch.compile(mode="reduce-overhead")``, replaying CUDA graphs (CUDA only);
+#: - ``fused``: ``points`` (eta) points trained as one vmapped model (:mod:`gwnlib.fused`);
+#:   throughput counts every point's samples.
+VARIANTS = ("authors", "eager", "channels_last", "compile", "cudagraphs", "fused")
+
+
 def training(
     codec: str = "shared",
     dataset: str = "synthetic",
     preset: str = "paper",
     device: str = "auto",
     amp: str = "auto",
+    variant: str = "eager",
+    points: int = 5,
     windows: int = 3,
     steps: int = 3,
     warmup: int = 2,
     **overrides,
 ) -> dict:
-    """Training throughput of one codec at a preset's size: samples/s and steps/s of the full
-    training step (forward, Eq. 12 loss, backward, clipping, Adam), median of ``windows`` timed
-    windows of ``steps`` steps after ``warmup`` steps. Batches are drawn before timing."""
+    """Training throughput of one codec at a preset's size under ``variant`` (:data:`VARIANTS`):
+    samples/s (for ``fused``: summed over its ``points`` points) and steps/s, the median of
+    ``windows`` timed windows of ``steps`` steps after ``warmup`` steps, and the peak memory
+    (CUDA: allocated by PyTorch; CPU: the process's peak resident set, which only grows)."""
     from gwnlib.experiments import Experiment, resolve
-    from gwnlib.train import AMP_MODES, _autocast, make_optimizer
+    from gwnlib.train import (
+        AMP_MODES,
+        ChannelsLastInputs,
+        _autocast,
+        backward_step,
+        make_optimizer,
+        update_step,
+    )
 
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
-    config = resolve(dataset, preset, codec=codec, **overrides)
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise ValueError(f"points must be an integer >= 1; got {points!r}")
     dev = resolve_device(device)
-    experiment = Experiment(config, dev)
-    model = experiment.codec().to(dev).train()
-    loss_fn = experiment.loss()
-    optimizer = make_optimizer(model, config, dev)
-    batch = next(experiment.batches("train"))
-    bf16 = amp == "bf16" or (amp == "auto" and dev.type == "cuda")
+    if variant == "cudagraphs" and dev.type != "cuda":
+        raise ValueError("variant 'cudagraphs' needs a CUDA device")
+    config = resolve(dataset, preset, codec=codec, **overrides)
+    bf16 = variant != "authors" and (amp == "bf16" or (amp == "auto" and dev.type == "cuda"))
     autocast = _autocast(dev, bf16)
+    experiment = Experiment(config, dev)
+    x, t1, t2 = next(experiment.batches("train"))
+    with _tf32(dev, variant != "authors"):
+        if variant == "fused":
+            step, parameters = _fused_step(config, dev, bf16, points, x, t1, t2)
+        else:
+            model = experiment.codec().to(dev).train()
+            loss_fn = experiment.loss()
+            optimizer = make_optimizer(model, config, dev)
+            parameters = sum(p.numel() for p in model.parameters())
+            forward = model
+            if variant == "channels_last":
+                model.to(memory_format=torch.channels_last)
+                forward = ChannelsLastInputs(model)
+            elif variant == "compile":
+                forward = torch.compile(model)
+            elif variant == "cudagraphs":
+                forward = torch.compile(model, mode="reduce-overhead")
 
-    def step():
-        with autocast():
-            terms = loss_fn(model(batch[0]), batch[1], batch[2])
-        terms["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            def step():
+                output, _ = backward_step(forward, loss_fn, x, t1, t2, autocast)
+                if variant == "authors":
+                    _per_sample_rate_syncs(output)
+                update_step(model, optimizer, config.clip)
 
-    for _ in range(warmup):
-        step()
-    _synchronize(dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    rates = []
-    for _ in range(windows):
-        start = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(warmup):
             step()
         _synchronize(dev)
-        rates.append(steps / (time.perf_counter() - start))
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        rates = []
+        for _ in range(windows):
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            _synchronize(dev)
+            rates.append(steps / (time.perf_counter() - start))
     median = statistics.median(rates)
+    fused_points = points if variant == "fused" else 1
     return {
         "benchmark": f"training step, {codec} codec, {dataset} {preset} size",
+        "variant": variant,
+        "codec": codec,
+        "points": fused_points,
         "batch_size": config.batch_size,
         "latent_channels": config.latent_channels,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": parameters,
         "device": str(dev),
         "hardware": hardware(dev),
         "amp": "bf16" if bf16 else "fp32",
+        "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "steps_per_s": median,
-        "samples_per_s": median * config.batch_size,
-        "peak_memory_gib": torch.cuda.max_memory_allocated(dev) / 2**30
-        if dev.type == "cuda"
-        else None,
+        "samples_per_s": median * config.batch_size * fused_points,
+        "peak_memory_gib": _peak_memory_gib(dev),
         "windows": rates,
     }
+
+
+def training_suite(
+    codecs=("shared", "separated", "combined", "joint", "independent"),
+    variants=VARIANTS,
+    progress: bool | None = None,
+    **options,
+) -> list[dict]:
+    """:func:`training` for every codec and variant. CUDA graphs on a CPU give a row marked
+    ``skipped``; a variant that fails (``torch.compile`` without a C++ compiler) a row with its
+    ``error``."""
+    from tqdm.auto import tqdm
+
+    from gwnlib.runtime import show_progress
+
+    rows = []
+    cases = [(codec, variant) for codec in codecs for variant in variants]
+    cuda = resolve_device(options.get("device", "auto")).type == "cuda"
+    for codec, variant in tqdm(cases, desc="benchmark", disable=not show_progress(progress)):
+        if variant == "cudagraphs" and not cuda:
+            rows.append({"codec": codec, "variant": variant, "skipped": "needs a CUDA device"})
+            continue
+        try:
+            rows.append(training(codec, variant=variant, **options))
+        except Exception as exc:  # noqa: BLE001  (reported in the table)
+            error = f"{type(exc).__name__}: {exc}"
+            rows.append({"codec": codec, "variant": variant, "error": error})
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return rows
+
+
+def speedups(rows: list[dict], baseline: str = "authors") -> dict:
+    """Samples/s of each (codec, variant) over the ``baseline`` variant of the same codec."""
+    base = {r["codec"]: r["samples_per_s"] for r in rows if r.get("variant") == baseline}
+    return {
+        (r["codec"], r["variant"]): r["samples_per_s"] / base[r["codec"]]
+        for r in rows
+        if "samples_per_s" in r and r["codec"] in base
+    }
+
+
+def _fused_step(config, dev, bf16, points, x, t1, t2):
+    from gwnlib.fused import _FusedGroup
+
+    etas = [config.eta * 2.0**k for k in range(points)]  # a curve of distinct points
+    configs = [dataclasses.replace(config, eta=eta) for eta in etas]
+    group = _FusedGroup(configs, configs, {}, None, dev, "bf16" if bf16 else "fp32")
+    eta, beta = group._hyper("eta"), group._hyper("beta")
+    parameters = sum(p.numel() for p in group.params.values())
+
+    def step():
+        group.backward_step(x, t1, t2, eta, beta)
+        group.update_step()
+
+    return step, parameters
+
+
+def _per_sample_rate_syncs(output: dict) -> None:
+    """What the authors' step does to log rates: a host round trip per sample and latent."""
+    for likelihoods in output["likelihoods"].values():
+        for sample in likelihoods.detach():
+            float(-torch.log2(sample).sum())
+
+
+@contextlib.contextmanager
+def _tf32(dev: torch.device, allow: bool):
+    """TF32 matmuls and convolutions on CUDA for our variants; plain fp32 for ``authors``
+    (Lightning's default)."""
+    if dev.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _peak_memory_gib(dev: torch.device) -> float:
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux

@@ -322,6 +322,22 @@ class _FusedGroup:
         for grad in grads:
             grad.mul_(coefficient.view(-1, *([1] * (grad.dim() - 1))).to(grad.dtype))
 
+    def backward_step(self, x, t1, t2, etas, betas, scale: float = 1.0) -> dict:
+        """Forward, loss and backward of one micro-batch for every active point at once; the
+        per-point terms (tensors with one value per point)."""
+        self._mask_weights()
+        step_fn = self._batched(scale)
+        with self.autocast():
+            objective, values = step_fn(self.params, self.buffers, etas, betas, x, t1, t2)
+        (objective.sum() / self.configs[0].accumulate).backward()
+        return values
+
+    def update_step(self) -> None:
+        """Per-point clipping, one Adam step over the stacked weights, zeroed gradients."""
+        self._clip()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
     def _train_epoch(self, epoch: int) -> dict[str, torch.Tensor]:
         config = self.configs[0]
         steps = self.base.steps("train")
@@ -338,18 +354,13 @@ class _FusedGroup:
         )
         self.template.train()
         for i, (x, t1, t2) in enumerate(self.base.batches("train", epoch)):
-            self._mask_weights()
-            step_fn = self._batched(rate_scale(config, first_step + i // config.accumulate))
-            with self.autocast():
-                objective, values = step_fn(self.params, self.buffers, etas, betas, x, t1, t2)
-            (objective.sum() / config.accumulate).backward()
+            scale = rate_scale(config, first_step + i // config.accumulate)
+            values = self.backward_step(x, t1, t2, etas, betas, scale)
             for key in TERMS:
                 sums[key] += values[key].detach().float()
             if (i + 1) % config.accumulate:
                 continue
-            self._clip()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
+            self.update_step()
             bar.update(1)
             if self.progress and ((i + 1) // config.accumulate) % self.log_every == 0:
                 bar.set_postfix(loss=f"{(sums['loss'] / (i + 1)).mean().item():.4f}")

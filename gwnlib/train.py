@@ -284,21 +284,13 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
     optimizer.zero_grad(set_to_none=True)
     first_step = epoch * (steps // config.accumulate)  # optimiser steps before this epoch
     for i, (x, t1, t2) in enumerate(experiment.batches("train", epoch)):
-        with autocast():
-            output = _forward(model, x)
-            terms = loss_fn(output, t1, t2)
-        objective = terms["loss"]
         scale = rate_scale(config, first_step + i // config.accumulate)
-        if scale < 1:  # eta warm-up: train on a smaller rate weight, log the full-eta loss
-            objective = objective - (1 - scale) * loss_fn.eta * terms["rate"]
-        (objective / config.accumulate).backward()
+        output, terms = backward_step(model, loss_fn, x, t1, t2, autocast, scale, config.accumulate)
         for key in TERMS:
             sums[key] += _term(output, terms, key).detach().float()
         if (i + 1) % config.accumulate:
             continue
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        update_step(model, optimizer, config.clip)
         bar.update(1)
         step = (i + 1) // config.accumulate
         if progress and step % log_every == 0:
@@ -312,6 +304,30 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
             )
     bar.close()
     return {key: value.item() / steps for key, value in sums.items()}
+
+
+def backward_step(model, loss_fn, x, t1, t2, autocast=contextlib.nullcontext, scale=1.0,
+                  accumulate=1):  # fmt: skip
+    """Forward, loss (Eq. 12 + 15) and backward of one micro-batch; returns (output, terms).
+
+    ``scale``: the eta warm-up factor (:func:`rate_scale`): the gradient sees ``scale * eta``
+    as the rate weight while ``terms["loss"]`` keeps the full eta. No host synchronisation.
+    """
+    with autocast():
+        output = _forward(model, x)
+        terms = loss_fn(output, t1, t2)
+    objective = terms["loss"]
+    if scale < 1:
+        objective = objective - (1 - scale) * loss_fn.eta * terms["rate"]
+    (objective / accumulate).backward()
+    return output, terms
+
+
+def update_step(model, optimizer, clip: float) -> None:
+    """Table 1's update: gradient-norm clipping at ``clip``, an Adam step, zeroed gradients."""
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 class ChannelsLastInputs(torch.nn.Module):

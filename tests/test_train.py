@@ -355,8 +355,43 @@ def test_the_training_benchmark_runs_at_a_tiny_size():
     assert result["samples_per_s"] == pytest.approx(8 * result["steps_per_s"])
     assert result["steps_per_s"] > 0 and len(result["windows"]) == 2
     assert result["amp"] == "fp32" and result["hardware"].startswith("CPU")
+    assert result["variant"] == "eager" and result["peak_memory_gib"] > 0
     with pytest.raises(ValueError, match="amp must be one of"):
         training("joint", preset="smoke", device="cpu", amp="half")
+    with pytest.raises(ValueError, match="variant must be one of authors, eager"):
+        training("joint", preset="smoke", device="cpu", variant="fast")
+    with pytest.raises(ValueError, match="'cudagraphs' needs a CUDA device"):
+        training("joint", preset="smoke", device="cpu", variant="cudagraphs")
+    with pytest.raises(ValueError, match="points must be an integer >= 1"):
+        training("joint", preset="smoke", device="cpu", variant="fused", points=0)
+
+
+def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypatch, capsys):
+    """The CLI form CI can run: every variant but torch.compile (a minute of C++ compilation
+    on this CPU) at the smoke size; CUDA graphs are reported as skipped here."""
+    from gwnlib.__main__ import main
+    from gwnlib.bench import speedups
+
+    out = tmp_path / "bench.json"
+    argv = ["bench", "train", "--preset", "smoke", "--device", "cpu", "--windows", "1",
+            "--steps", "1", "--warmup", "1", "--points", "3", "--out", str(out)]  # fmt: skip
+    for variant in ("authors", "eager", "channels_last", "fused", "cudagraphs"):
+        assert main([*argv, "--variant", variant]) == 0
+        rows = json.loads(out.read_text())
+        assert len(rows) == 1 and rows[0]["variant"] == variant
+        if variant == "cudagraphs":
+            assert rows[0]["skipped"] == "needs a CUDA device"
+            continue
+        row = rows[0]
+        assert row["samples_per_s"] == pytest.approx(
+            row["steps_per_s"] * row["batch_size"] * row["points"]
+        )
+        assert row["points"] == (3 if variant == "fused" else 1)
+    assert "samples/s" in capsys.readouterr().out
+    table = [{"codec": "shared", "variant": "authors", "samples_per_s": 10.0},
+             {"codec": "shared", "variant": "fused", "samples_per_s": 35.0}]  # fmt: skip
+    assert speedups(table) == {("shared", "authors"): 1.0, ("shared", "fused"): 3.5}
+    assert main([*argv, "--variant", "turbo"]) == 2
 
 
 @pytest.mark.gpu
