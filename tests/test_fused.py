@@ -147,3 +147,37 @@ def test_quantize_and_lower_bound_batch_under_vmap():
     (out * torch.tensor([[1.0, 1.0], [1.0, -1.0]])).sum().backward()
     # Below the bound the gradient passes only when it pushes x up (CompressAI's LowerBound).
     torch.testing.assert_close(x.grad, torch.tensor([[0.0, 1.0], [1.0, -1.0]]))
+
+
+@pytest.mark.gpu
+def test_fused_points_equal_separate_runs_on_the_gpu(tmp_path):
+    configs = _points(etas=(0.01, 0.3))
+    options = {"device": "cuda", "amp": "fp32", "progress": False}
+    together = fused.fit_fused(configs, root=tmp_path / "fused", **options)
+    apart = [train.fit(c, root=tmp_path / "apart", **options) for c in configs]
+    _assert_same(together, apart, rel=1e-2)  # cuDNN picks other (TF32) kernels per layout
+
+
+@pytest.mark.gpu
+def test_a_training_step_never_waits_for_the_gpu():
+    """The step queues work without a host synchronisation (Issue 11): CUDA's sync debug mode
+    turns any synchronising call (.item(), a device-to-host copy) into an error."""
+    from gwnlib.experiments import Experiment
+
+    config = resolve("synthetic", "smoke", codec="shared", eta=0.1)
+    experiment = Experiment(config, "cuda")
+    model = experiment.codec().to("cuda")
+    loss_fn = experiment.loss()
+    optimizer = train.make_optimizer(model, config, torch.device("cuda"))
+    x, t1, t2 = next(experiment.batches("train"))
+    autocast = train._autocast(torch.device("cuda"), True)
+    train.backward_step(model, loss_fn, x, t1, t2, autocast)  # warm-up: lazy initialisation
+    train.update_step(model, optimizer, config.clip)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for scale in (0.5, 1.0):
+            train.backward_step(model, loss_fn, x, t1, t2, autocast, scale)
+            train.update_step(model, optimizer, config.clip)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
