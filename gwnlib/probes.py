@@ -10,10 +10,16 @@ provide the latents. Chapter "Colored MNIST" uses it.
 
 from __future__ import annotations
 
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from gwnlib.files import atomic_write
 from gwnlib.losses import rmse
 from gwnlib.nn import synthesis_transform
 from gwnlib.runtime import show_progress
@@ -85,3 +91,53 @@ def reconstruct(codec, decoders: nn.ModuleDict, x: torch.Tensor) -> dict[str, to
     codec.eval()
     latents, _ = codec.encode(x)
     return {c: decoder(latents[c]).clamp(0, 1) for c, decoder in decoders.items()}
+
+
+def channel_reconstructions(
+    config, steps: int, device: str = "auto", lr: float | None = None, count: int = 8
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Fig. 10 for one finished run: ``count`` validation inputs and their reconstructions from
+    each channel alone (``{"input": ..., "y0": ..., ...}``, arrays of shape (count, 3, H, W) in
+    [0, 1]), with decoders trained for ``steps`` steps at ``lr`` (default: the run's own) on the
+    run's training batches; and the decoders' training history."""
+    from gwnlib.experiments import Experiment
+    from gwnlib.runtime import device as resolve_device
+    from gwnlib.train import load_codec, run_dir
+
+    dev = resolve_device(device)
+    experiment = Experiment(config, dev)
+    codec = load_codec(run_dir(config), device=str(dev))
+    batches = itertools.chain.from_iterable(
+        experiment.batches("train", epoch) for epoch in itertools.count()
+    )
+    lr = config.lr if lr is None else lr
+    decoders, history = train_channel_decoders(codec, batches, steps, lr=lr, seed=config.seed)
+    x = next(experiment.batches("val"))[0][:count]
+    images = {"input": x, **reconstruct(codec, decoders, x)}
+    return {name: batch.cpu().numpy() for name, batch in images.items()}, history
+
+
+def save_reconstructions(path, figure: dict[str, dict[str, np.ndarray]], about: dict) -> Path:
+    """Write Fig. 10's images (``{row: {"input": ..., "y0": ...}}``) and what made them
+    (``about``: preset, hardware, date, decoder steps, ...) to one ``.npz`` file, atomically."""
+    arrays = {
+        f"{row}/{name}": array for row, images in figure.items() for name, array in images.items()
+    }
+    arrays["about"] = np.array(json.dumps(about))
+
+    def write(handle):
+        np.savez_compressed(handle, **arrays)
+
+    return atomic_write(path, write)
+
+
+def load_reconstructions(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """What :func:`save_reconstructions` wrote: the images by row and channel, and ``about``."""
+    with np.load(path) as data:
+        about = json.loads(str(data["about"]))
+        figure: dict[str, dict[str, np.ndarray]] = {}
+        for key in data.files:
+            if key != "about":
+                row, name = key.split("/")
+                figure.setdefault(row, {})[name] = data[key]
+    return figure, about

@@ -46,3 +46,26 @@ def test_bad_channels_and_steps_are_refused():
         train_channel_decoders(make("independent"), batches, steps=1, channels=("y0",))
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         train_channel_decoders(make(), batches, steps=0)
+
+
+def test_fig_10_of_a_finished_run_round_trips_through_its_file(tmp_path, monkeypatch):
+    import numpy as np
+
+    from gwnlib import train
+    from gwnlib.experiments import resolve
+    from gwnlib.probes import channel_reconstructions, load_reconstructions, save_reconstructions
+
+    monkeypatch.setenv("GWN_RUNS_DIR", str(tmp_path / "runs"))
+    config = resolve("colored_mnist", "smoke", codec="shared", eta=10.0)
+    train.fit(config, device="cpu", progress=False)
+    images, history = channel_reconstructions(config, steps=2, device="cpu", count=8)
+    assert list(images) == ["input", "y0", "y1", "y2"] and len(history) == 2
+    for array in images.values():
+        assert array.shape == (8, 3, 32, 32) and 0 <= array.min() and array.max() <= 1
+    about = {"preset": "smoke", "eta": {"dependent": 10.0}, "decoder_steps": 2}
+    path = save_reconstructions(tmp_path / "fig10.npz", {"dependent": images}, about)
+    figure, loaded = load_reconstructions(path)
+    assert loaded == about and list(figure) == ["dependent"]
+    assert list(figure["dependent"]) == list(images)
+    for name, array in images.items():
+        np.testing.assert_array_equal(figure["dependent"][name], array)
