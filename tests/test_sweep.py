@@ -235,6 +235,7 @@ def test_the_command_line_runs_lists_and_exports(tmp_path, capsys):
         (["--gpus", "1"], "the slurm options need --executor slurm"),
         (["--workers", "2"], "--workers needs --executor pool"),
         (["--preset", "huge"], "preset must be one of"),
+        (["--executor", "fused", "--channels-last"], "no compile/channels_last"),
     ],
 )
 def test_the_command_line_reports_bad_options(tmp_path, capsys, extra, message):
