@@ -54,6 +54,7 @@ from gwnlib.train import (
     load_metrics,
     rate_scale,
     run_dir,
+    warm_start,
 )
 
 #: The settings in which the points of one fused group may differ.
@@ -207,7 +208,11 @@ class _FusedGroup:
         }
         self.experiments = {c.key: Experiment(c, dev) for c in configs}
         self.base = self.experiments[configs[0].key]  # every point reads its batches
-        codecs = [self.experiments[c.key].codec().to(dev) for c in configs]
+        codecs = [self.experiments[c.key].codec() for c in configs]
+        for codec, config in zip(codecs, configs, strict=True):
+            if config.init_eta is not None:
+                warm_start(codec, config, folders[config.key].parent.parent)
+        codecs = [codec.to(dev) for codec in codecs]
         self.template = self.base.codec().to(dev)
         self.masked = _vmappable(self.template)
         self.scratch = self.base.codec().to(dev)  # one point's weights, for exports

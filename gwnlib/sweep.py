@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
 from gwnlib.files import atomic_write
 from gwnlib.runtime import check_preset, results_dir, runs_dir, show_progress
-from gwnlib.train import RunInProgress, fit, is_finished, load_metrics, run_dir
+from gwnlib.train import RunInProgress, fit, is_finished, load_metrics, run_dir, warm_start_source
 
 #: Ways to execute a sweep's points.
 EXECUTORS = ("sequential", "pool", "slurm", "fused")
@@ -223,18 +223,20 @@ class Sweep:
             "compile": compile,
             "channels_last": channels_last,
         }
-        jobs = [(c.to_dict(), options) for c in pending]
-        if executor == "sequential":
-            failures = _run_sequential(jobs, progress)
-        elif executor == "pool":
-            failures = _run_pool(jobs, workers, progress)
-        elif executor == "fused":
-            failures = _run_fused(pending, options, progress)
-        else:
-            failures = _run_submitit(jobs, self, cluster, array, wait, slurm or {}, progress)
+        failures = []
+        for wave in _waves(pending):  # warm-started points after the runs they start from
+            jobs = [(c.to_dict(), options) for c in wave]
+            if executor == "sequential":
+                failures += _run_sequential(jobs, progress)
+            elif executor == "pool":
+                failures += _run_pool(jobs, workers, progress)
+            elif executor == "fused":
+                failures += _run_fused(wave, options, progress)
+            else:
+                failures += _run_submitit(jobs, self, cluster, array, wait, slurm or {}, progress)
         if failures:
             lines = "\n".join(f"  {label}: {error}" for label, error in failures)
-            raise RuntimeError(f"{len(failures)} of {len(jobs)} point(s) failed:\n{lines}")
+            raise RuntimeError(f"{len(failures)} of {len(pending)} point(s) failed:\n{lines}")
         return self.results()
 
     # -- results ---------------------------------------------------------------------------------
@@ -342,6 +344,16 @@ def _run_sequential(jobs, progress):
         except Exception as exc:  # noqa: BLE001  (reported with the others at the end)
             failures.append((_label(config), f"{type(exc).__name__}: {exc}"))
     return failures
+
+
+def _waves(pending: list[RunConfig]) -> list[list[RunConfig]]:
+    """``pending`` in two waves: first the points that start from scratch or from a finished
+    run, then those that start from a pending one (``init_eta``; see
+    :func:`gwnlib.train.warm_start`)."""
+    keys = {config.key for config in pending}
+    later = [c for c in pending if (s := warm_start_source(c)) is not None and s.key in keys]
+    first = [c for c in pending if c not in later]
+    return [wave for wave in (first, later) if wave]
 
 
 def _run_fused(pending, options, progress):

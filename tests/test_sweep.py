@@ -161,6 +161,20 @@ def test_the_fused_executor_gives_the_sequential_results(sequential, tmp_path):
         tiny(tmp_path).run("fused", compile=True)
 
 
+@pytest.mark.parametrize("executor", ["sequential", "fused"])
+def test_warm_started_points_run_after_the_points_they_start_from(tmp_path, executor):
+    # Grid order puts eta = 0.5 (which starts from eta = 0.1) first; the waves reorder it.
+    s = Sweep("synthetic", {"codec": ["joint"], "eta": [0.5, 1.0, 0.1]}, root=tmp_path,
+              settings={**SETTINGS, "init_eta": 0.1})  # fmt: skip
+    assert [[c.eta for c in wave] for wave in sweep_module._waves(s.pending())] == [
+        [0.1],
+        [0.5, 1.0],
+    ]
+    table = s.run(executor, device="cpu", progress=False)
+    assert sorted(table["eta"]) == [0.1, 0.5, 1.0]
+    assert table.set_index("eta")["init_eta"].isna().tolist() == [False, False, True]
+
+
 def test_the_slurm_path_runs_through_submitits_local_executor(sequential, tmp_path):
     _, table = sequential
     s = tiny(tmp_path).select(codec="joint")

@@ -72,6 +72,7 @@ def test_config_key_identifies_the_run():
         ({"dataset": "colored_mnist", "pmf": "uniform"}, "pmf must be one of dependent"),
         ({"eta_warmup": 0}, "eta_warmup must be an integer >= 1"),
         ({"eta_warmup": 2.5}, "eta_warmup must be an integer >= 1"),
+        ({"init_eta": -1.0}, "init_eta must be None or a number > 0"),
     ],
 )
 def test_bad_settings_name_the_parameter(kwargs, match):
@@ -206,6 +207,26 @@ def test_eta_warmup_ramps_the_training_rate_weight_and_keeps_old_keys(tmp_path, 
     assert sum(seen) / len(seen) < logged  # the objective had less rate in it than the loss
     cold = train.fit(resolve(**TINY, **settings), root=tmp_path, device="cpu", progress=False)
     assert warm["loss"] != cold["loss"]
+
+
+def test_a_warm_started_run_begins_from_the_best_weights_of_its_source(tmp_path):
+    assert resolve(**{**TINY, "eta": 0.05}, init_eta=0.05).init_eta is None  # not from itself
+    assert resolve(**TINY, init_eta=0.1).key != resolve(**TINY).key
+    settings = {"max_epochs": 1, "train_steps": 2}
+    config = resolve(**TINY, init_eta=0.5, **settings)
+    source = train.warm_start_source(config)
+    assert source == resolve(**{**TINY, "eta": 0.5}, **settings)
+    with pytest.raises(RuntimeError, match="starts from the weights of .*eta=0.5.*train it first"):
+        train.fit(config, root=tmp_path, device="cpu", progress=False)
+    train.fit(source, root=tmp_path, device="cpu", progress=False)
+    codec = Experiment(config).codec()
+    train.warm_start(codec, config, tmp_path)
+    best = torch.load(train.run_dir(source, tmp_path) / "best.pt", weights_only=True)["model"]
+    for name, value in codec.state_dict().items():
+        torch.testing.assert_close(value, best[name], rtol=0, atol=0)
+    metrics = train.fit(config, root=tmp_path, device="cpu", progress=False)
+    scratch = train.fit(resolve(**TINY, **settings), root=tmp_path, device="cpu", progress=False)
+    assert metrics["init_eta"] == 0.5 and metrics["loss"] != scratch["loss"]
 
 
 def train_keys_added_later():
