@@ -440,9 +440,10 @@ class _FusedGroup:
             self._finish_stopped()
             epochs.update(1)
         epochs.close()
+        for leftover in ("last.pt", ".lock"):
+            with contextlib.suppress(OSError):
+                (self.group_dir / leftover).unlink()
         with contextlib.suppress(OSError):
-            (self.group_dir / "last.pt").unlink()
-            (self.group_dir / ".lock").unlink()
             self.group_dir.rmdir()
 
     def _finish_stopped(self) -> None:
