@@ -118,10 +118,13 @@ def channel_reconstructions(
 
 
 def save_reconstructions(path, figure: dict[str, dict[str, np.ndarray]], about: dict) -> Path:
-    """Write Fig. 10's images (``{row: {"input": ..., "y0": ...}}``) and what made them
-    (``about``: preset, hardware, date, decoder steps, ...) to one ``.npz`` file, atomically."""
+    """Write Fig. 10's images (``{row: {"input": ..., "y0": ...}}``, values in [0, 1]) and what
+    made them (``about``: preset, hardware, date, decoder steps, ...) to one ``.npz`` file,
+    atomically. Images are stored as 8-bit, like any picture."""
     arrays = {
-        f"{row}/{name}": array for row, images in figure.items() for name, array in images.items()
+        f"{row}/{name}": np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
+        for row, images in figure.items()
+        for name, array in images.items()
     }
     arrays["about"] = np.array(json.dumps(about))
 
@@ -139,5 +142,5 @@ def load_reconstructions(path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
         for key in data.files:
             if key != "about":
                 row, name = key.split("/")
-                figure.setdefault(row, {})[name] = data[key]
+                figure.setdefault(row, {})[name] = data[key].astype(np.float32) / 255
     return figure, about
