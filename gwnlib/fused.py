@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import time
 import types
@@ -100,8 +101,11 @@ def fit_fused(
     if pending:
         for config in pending:
             _claim(folders[config.key], config)
-        keys = sorted(config.key for config in configs)
-        name = hashlib.sha256(",".join(keys).encode()).hexdigest()[:12]
+        # Named by the settings the points share, so that a sweep restarted after some points
+        # finished (and passes only the others) finds the group's checkpoint again.
+        shared = {k: v for k, v in configs[0].to_dict().items() if k not in FUSED_FIELDS}
+        text = json.dumps(shared, sort_keys=True, separators=(",", ":"))
+        name = hashlib.sha256(text.encode()).hexdigest()[:12]
         group_dir = folders[configs[0].key].parent / f"fused-{name}"
         group_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as locks:
@@ -193,7 +197,7 @@ class _FusedGroup:
 
     def __init__(self, everyone, configs, folders, group_dir, dev, amp):
         self.configs, self.folders, self.group_dir, self.dev = configs, folders, group_dir, dev
-        self.group_keys = sorted(config.key for config in everyone)
+        self.group_keys = sorted(config.key for config in configs)  # the points it trains
         self.by_key = {config.key: config for config in everyone}
         self.bf16 = amp == "bf16" or (amp == "auto" and dev.type == "cuda")
         self.autocast = _autocast(dev, self.bf16)
@@ -264,9 +268,14 @@ class _FusedGroup:
         if not last.is_file():
             return
         saved = torch.load(last, map_location=self.dev, weights_only=True)
-        if saved["keys"] != self.group_keys:
-            raise RuntimeError(f"{last} belongs to another group of points; refusing to mix them")
         pending = set(self.active)
+        if not pending <= set(saved["keys"]):
+            new = sorted(pending - set(saved["keys"]))
+            raise RuntimeError(
+                f"{last} holds an interrupted group without the point(s) {', '.join(new)}; "
+                "finish that group first (pass only its points), or delete the file to restart"
+            )
+        self.group_keys = saved["keys"]
         self.active = saved["active"]
         self.params = {name: p.requires_grad_(True) for name, p in saved["params"].items()}
         self.buffers = saved["buffers"]

@@ -181,3 +181,49 @@ def test_a_training_step_never_waits_for_the_gpu():
             train.update_step(model, optimizer, config.clip)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_a_restarted_sweep_finds_its_group_after_some_points_finished(tmp_path, monkeypatch):
+    """Point 1 finishes after epoch 1, the process dies in epoch 2; the sweep then passes only
+    the two unfinished points, which resume from the group's checkpoint."""
+    configs = _points(etas=(0.01, 0.3, 0.05), max_epochs=3, patience=3)
+    stopping = configs[1].key
+    original_stop, real_export = fused._should_stop, fused._export
+
+    def should_stop(state, config):
+        return (config.key == stopping and state["epoch"] >= 1) or original_stop(state, config)
+
+    def crash_in_epoch_2(folder, codec, config, state):
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+        real_export(folder, codec, config, state)
+
+    monkeypatch.setattr(fused, "_should_stop", should_stop)
+    monkeypatch.setattr(fused, "_export", crash_in_epoch_2)
+    root = tmp_path / "fused"
+    with pytest.raises(KeyboardInterrupt):
+        fused.fit_fused(configs, root=root, device="cpu", progress=False)
+    assert train.is_finished(train.run_dir(configs[1], root))
+    monkeypatch.setattr(fused, "_export", real_export)
+    resumed_epochs = []
+    real_train_epoch = fused._FusedGroup._train_epoch
+
+    def record(group, epoch):
+        resumed_epochs.append(epoch)
+        return real_train_epoch(group, epoch)
+
+    monkeypatch.setattr(fused._FusedGroup, "_train_epoch", record)
+    rest = [configs[0], configs[2]]
+    resumed = fused.fit_fused(rest, root=root, device="cpu", progress=False)
+    assert resumed_epochs == [2]  # only the third epoch was left
+    apart = [train.fit(c, root=tmp_path / "apart", device="cpu", progress=False) for c in rest]
+    _assert_same(resumed, apart)
+    # A group checkpoint that lacks a point now asked for is refused, not silently mixed.
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(fused, "_export", crash_in_epoch_2)
+        fused.fit_fused(_points(etas=(0.7, 0.9), max_epochs=3, patience=3), root=root,
+                        device="cpu", progress=False)  # fmt: skip
+    monkeypatch.setattr(fused, "_export", real_export)
+    with pytest.raises(RuntimeError, match="without the point"):
+        fused.fit_fused(_points(etas=(0.7, 0.9, 0.8), max_epochs=3, patience=3), root=root,
+                        device="cpu", progress=False)  # fmt: skip
