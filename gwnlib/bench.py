@@ -95,16 +95,15 @@ def training(
     (CUDA: allocated by PyTorch; CPU: the process's peak resident set, which only grows)."""
     from gwnlib.experiments import Experiment, resolve
     from gwnlib.train import (
-        AMP_MODES,
         ChannelsLastInputs,
         _autocast,
         backward_step,
+        check_options,
         make_optimizer,
         update_step,
     )
 
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
+    check_options(amp)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
     if isinstance(points, bool) or not isinstance(points, int) or points < 1:

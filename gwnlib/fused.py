@@ -41,7 +41,6 @@ from gwnlib.losses import lagrangian
 from gwnlib.runtime import device as resolve_device
 from gwnlib.runtime import hardware, runs_dir, show_progress
 from gwnlib.train import (
-    AMP_MODES,
     TERMS,
     _as_config,
     _autocast,
@@ -51,6 +50,7 @@ from gwnlib.train import (
     _finish,
     _should_stop,
     _term,
+    check_options,
     is_finished,
     load_metrics,
     rate_scale,
@@ -89,10 +89,7 @@ def fit_fused(
     """
     configs = [_as_config(config, {}) for config in configs]
     _check_group(configs)
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
-    if not isinstance(log_every, int) or log_every < 1:
-        raise ValueError(f"log_every must be an integer >= 1; got {log_every!r}")
+    check_options(amp, log_every)
     dev = resolve_device(device)
     progress = show_progress(progress)
     root = runs_dir() if root is None else root

@@ -115,16 +115,21 @@ def fit(
     resumes from ``last.pt``.
     """
     config = _as_config(config, overrides)
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
-    if not isinstance(log_every, int) or log_every < 1:
-        raise ValueError(f"log_every must be an integer >= 1; got {log_every!r}")
+    check_options(amp, log_every)
     dev = resolve_device(device)
     progress = show_progress(progress)
     folder = run_dir(config, root)
     _claim(folder, config)
     with _exclusive(folder):
         return _fit(config, folder, dev, amp, compile, progress, log_every, channels_last)
+
+
+def check_options(amp: str, log_every: int = 1) -> None:
+    """Refuse an ``amp`` outside :data:`AMP_MODES` or a ``log_every`` below 1, naming them."""
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
+    if not isinstance(log_every, int) or log_every < 1:
+        raise ValueError(f"log_every must be an integer >= 1; got {log_every!r}")
 
 
 class RunInProgress(RuntimeError):
