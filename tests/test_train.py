@@ -15,7 +15,7 @@ import torch
 
 from gwnlib import train
 from gwnlib.codecs import build
-from gwnlib.experiments import TRAINING_PRESETS, Experiment, from_dict, resolve
+from gwnlib.experiments import _LATER_FIELDS, TRAINING_PRESETS, Experiment, from_dict, resolve
 from gwnlib.heads import regression_head
 from gwnlib.runtime import PRESETS
 
@@ -189,7 +189,7 @@ def test_eta_warmup_ramps_the_training_rate_weight_and_keeps_old_keys(tmp_path, 
     # None (the default) leaves the key as it was before the field existed; a value changes it.
     plain = resolve(**TINY)
     text = json.dumps({k: v for k, v in plain.to_dict().items()
-                       if v is not None or k not in train_keys_added_later()},
+                       if v is not None or k not in _LATER_FIELDS},
                       sort_keys=True, separators=(",", ":"))  # fmt: skip
     assert plain.key == hashlib.sha256(text.encode()).hexdigest()[:12]
     assert config.key != plain.key
@@ -227,12 +227,6 @@ def test_a_warm_started_run_begins_from_the_best_weights_of_its_source(tmp_path)
     metrics = train.fit(config, root=tmp_path, device="cpu", progress=False)
     scratch = train.fit(resolve(**TINY, **settings), root=tmp_path, device="cpu", progress=False)
     assert metrics["init_eta"] == 0.5 and metrics["loss"] != scratch["loss"]
-
-
-def train_keys_added_later():
-    from gwnlib.experiments import _LATER_FIELDS
-
-    return _LATER_FIELDS
 
 
 def test_channels_last_training_matches_the_default_layout(tmp_path):
