@@ -66,14 +66,18 @@ def synthetic_batches(
 #:
 #: - ``authors``: an emulation of the step the authors' Lightning code runs (fp32, eager, and one
 #:   host synchronisation per sample and latent to sum its rate), not their code;
-#: - ``eager``: our step (:func:`gwnlib.train.backward_step` + :func:`~gwnlib.train.update_step`)
-#:   under ``amp`` (auto: bfloat16 autocast on CUDA, float32 on the CPU; rates stay float32);
+#: - ``eager_fp32``: our step (:func:`~gwnlib.train.backward_step` and
+#:   :func:`~gwnlib.train.update_step`) in float32 whatever ``amp`` says (TF32 matmuls allowed
+#:   on CUDA): what ``authors`` costs over it is the host synchronisations and full-precision
+#:   matmuls alone;
+#: - ``eager``: our step under ``amp`` (auto: bfloat16 autocast on CUDA, float32 on the CPU; rates
+#:   and likelihoods stay float32); this and the variants below use ``amp``;
 #: - ``channels_last``: ``eager`` with NHWC weights and inputs;
 #: - ``compile``: ``eager`` with the codec under ``torch.compile``;
 #: - ``cudagraphs``: ``torch.compile(mode="reduce-overhead")``, replaying CUDA graphs (CUDA only);
 #: - ``fused``: ``points`` (eta) points trained as one vmapped model (:mod:`gwnlib.fused`);
 #:   throughput counts every point's samples.
-VARIANTS = ("authors", "eager", "channels_last", "compile", "cudagraphs", "fused")
+VARIANTS = ("authors", "eager_fp32", "eager", "channels_last", "compile", "cudagraphs", "fused")
 
 
 def training(
@@ -112,7 +116,8 @@ def training(
     if variant == "cudagraphs" and dev.type != "cuda":
         raise ValueError("variant 'cudagraphs' needs a CUDA device")
     config = resolve(dataset, preset, codec=codec, **overrides)
-    bf16 = variant != "authors" and (amp == "bf16" or (amp == "auto" and dev.type == "cuda"))
+    full_precision = variant in ("authors", "eager_fp32")
+    bf16 = not full_precision and (amp == "bf16" or (amp == "auto" and dev.type == "cuda"))
     autocast = _autocast(dev, bf16)
     experiment = Experiment(config, dev)
     x, t1, t2 = next(experiment.batches("train"))

@@ -371,9 +371,12 @@ def test_the_training_benchmark_runs_at_a_tiny_size():
     assert result["steps_per_s"] > 0 and len(result["windows"]) == 2
     assert result["amp"] == "fp32" and result["hardware"].startswith("CPU")
     assert result["variant"] == "eager" and result["peak_memory_gib"] > 0
+    tiny = dict(preset="smoke", device="cpu", windows=1, steps=1, warmup=1, amp="bf16")
+    assert training("joint", variant="eager", **tiny)["amp"] == "bf16"
+    assert training("joint", variant="eager_fp32", **tiny)["amp"] == "fp32"  # whatever amp says
     with pytest.raises(ValueError, match="amp must be one of"):
         training("joint", preset="smoke", device="cpu", amp="half")
-    with pytest.raises(ValueError, match="variant must be one of authors, eager"):
+    with pytest.raises(ValueError, match="variant must be one of authors, eager_fp32, eager"):
         training("joint", preset="smoke", device="cpu", variant="fast")
     with pytest.raises(ValueError, match="'cudagraphs' needs a CUDA device"):
         training("joint", preset="smoke", device="cpu", variant="cudagraphs")
@@ -390,7 +393,7 @@ def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypat
     out = tmp_path / "bench.json"
     argv = ["bench", "train", "--preset", "smoke", "--device", "cpu", "--windows", "1",
             "--steps", "1", "--warmup", "1", "--points", "3", "--out", str(out)]  # fmt: skip
-    for variant in ("authors", "eager", "channels_last", "fused", "cudagraphs"):
+    for variant in ("authors", "eager_fp32", "eager", "channels_last", "fused", "cudagraphs"):
         assert main([*argv, "--variant", variant]) == 0
         rows = json.loads(out.read_text())
         assert len(rows) == 1 and rows[0]["variant"] == variant
