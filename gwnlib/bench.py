@@ -16,8 +16,12 @@ import dataclasses
 import resource
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from gwnlib.runtime import device as resolve_device
 from gwnlib.runtime import hardware
@@ -216,6 +220,58 @@ def speedups(rows: list[dict], baseline: str = "authors") -> dict:
         for r in rows
         if "samples_per_s" in r and r["codec"] in base
     }
+
+
+def step_flops(
+    codec: str = "shared", dataset: str = "synthetic", preset: str = "paper", samples: int = 2,
+    **overrides,
+) -> float:  # fmt: skip
+    """Floating-point operations per sample of one training step (forward, Eq. 12 loss and
+    backward, as :func:`gwnlib.train.backward_step` runs it), counted by
+    :class:`torch.utils.flop_counter.FlopCounterMode` on ``samples`` samples on the CPU.
+
+    The counter sees convolutions and matrix products, the work of a GPU's tensor cores; the
+    elementwise work and the Adam update, which it leaves out, are memory-bound and small. A
+    step's FLOPs grow linearly with the batch, so two samples give the per-sample figure."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gwnlib.experiments import Experiment, resolve
+    from gwnlib.train import backward_step
+
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1; got {samples!r}")
+    config = resolve(dataset, preset, codec=codec, batch_size=samples, **overrides)
+    experiment = Experiment(config, torch.device("cpu"))
+    x, t1, t2 = next(experiment.batches("train"))
+    model = experiment.codec().train()
+    with FlopCounterMode(display=False) as counter:
+        backward_step(model, experiment.loss(), x, t1, t2)
+    return counter.get_total_flops() / samples
+
+
+def sweep_cost(sweep, samples_per_s: dict[str, float]) -> pd.DataFrame:
+    """What a sweep costs when every point trains to its ``max_epochs``: an upper bound, since
+    early stopping ends most points sooner. One row per codec: its points, the training samples
+    they see (epochs x steps x batch; validation adds about ``val_steps / (3 train_steps)``
+    more) and the hours at ``samples_per_s[codec]``, a measured or assumed throughput."""
+    import pandas as pd
+
+    from gwnlib.experiments import Experiment
+
+    rows = {}
+    for config in sweep.configs():
+        if config.codec not in samples_per_s:
+            known = ", ".join(sorted(samples_per_s))
+            raise ValueError(f"samples_per_s has no throughput for codec {config.codec!r}; "
+                             f"it has {known}")  # fmt: skip
+        steps = Experiment(config, torch.device("cpu")).steps("train")
+        row = rows.setdefault(config.codec, {"codec": config.codec, "points": 0, "samples": 0})
+        row["points"] += 1
+        row["samples"] += config.max_epochs * steps * config.batch_size
+    table = pd.DataFrame(list(rows.values()))
+    table["samples_per_s"] = table.codec.map(samples_per_s)
+    table["hours"] = table.samples / table.samples_per_s / 3600
+    return table
 
 
 def _fused_step(config, dev, bf16, points, x, t1, t2):

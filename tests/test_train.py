@@ -412,6 +412,54 @@ def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypat
     assert main([*argv, "--variant", "turbo"]) == 2
 
 
+def test_step_flops_are_per_sample_and_grow_with_the_latent_width():
+    from gwnlib.bench import step_flops
+
+    one = step_flops("shared", preset="smoke", samples=1)
+    three = step_flops("shared", preset="smoke", samples=3)
+    assert one > 0 and three == pytest.approx(one, rel=1e-9)  # linear in the batch
+    # By hand: a convolution's forward is 2 x (output elements) x (inputs per output) FLOPs, and
+    # its backward twice that (input and weight gradients), less the first layer's input gradient.
+    experiment = Experiment(resolve("synthetic", "smoke", codec="shared", batch_size=1), "cpu")
+    model, forward = experiment.codec(), []
+
+    def count(module, inputs, output):
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+            if isinstance(module, torch.nn.ConvTranspose2d):  # each input feeds k x k outputs
+                per_output = module.out_channels * math.prod(module.kernel_size)
+                forward.append(2 * inputs[0].numel() * per_output)
+            else:
+                forward.append(2 * output.numel() * per_output)
+        elif isinstance(module, torch.nn.Linear):
+            forward.append(2 * output.numel() * module.in_features)
+
+    for module in model.modules():
+        module.register_forward_hook(count)
+    model(next(experiment.batches("train"))[0])
+    assert 2.0 * sum(forward) < one < 3.0 * sum(forward), one / sum(forward)
+    with pytest.raises(ValueError, match="samples must be an integer >= 1"):
+        step_flops("shared", preset="smoke", samples=0)
+
+
+def test_sweep_cost_is_every_point_to_its_last_epoch():
+    from gwnlib.bench import sweep_cost
+    from gwnlib.experiments import TRAINING_PRESETS
+    from gwnlib.sweep import named
+
+    sweep = named("synthetic", "smoke")
+    codecs = {c.codec for c in sweep.configs()}
+    table = sweep_cost(sweep, {codec: 10.0 for codec in codecs}).set_index("codec")
+    smoke = TRAINING_PRESETS["synthetic"]["smoke"]
+    per_point = smoke["max_epochs"] * smoke["train_steps"] * smoke["batch_size"]
+    assert table.points.sum() == len(sweep.configs()) == 55
+    assert table.loc["shared", "points"] == 15 and table.loc["joint", "points"] == 5
+    assert (table.samples == table.points * per_point).all()
+    assert table.loc["joint", "hours"] == pytest.approx(5 * per_point / 10.0 / 3600)
+    with pytest.raises(ValueError, match="no throughput for codec 'joint'"):
+        sweep_cost(sweep.select(codec="joint"), {"shared": 1.0})
+
+
 @pytest.mark.gpu
 def test_a_gpu_run_trains_under_bf16_autocast_with_float32_rates(tmp_path):
     metrics = train.fit(**TINY, root=tmp_path, device="cuda", progress=False)
