@@ -189,8 +189,7 @@ class RunConfig:
             for name, value in self.to_dict().items()
             if not (name in _LATER_FIELDS and value is None)
         }
-        text = json.dumps(values, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return settings_hash(values)
 
     def label(self) -> str:
         """A short human-readable name, e.g. ``shared beta=1 eta=0.01 seed=0``."""
@@ -207,6 +206,13 @@ TASK_WEIGHTS = ("default", "none")
 _POSITIVE_INT = ("latent_channels", "batch_size", "accumulate", "patience", "max_epochs")
 _OPTIONAL_POSITIVE_INT = ("side", "train_steps", "val_steps", "test_steps", "train_size",
                           "val_size", "test_size", "image_size", "eta_warmup")  # fmt: skip
+
+
+def settings_hash(values: dict) -> str:
+    """12 hex digits of the SHA-256 of ``values`` as canonical JSON: names run directories
+    (:meth:`RunConfig.key`) and fused groups (:func:`gwnlib.fused.fit_fused`)."""
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def resolve(dataset: str, preset: str = "smoke", **overrides) -> RunConfig:

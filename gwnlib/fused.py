@@ -23,8 +23,6 @@ was trained). Entry points: :func:`fit_fused`, and ``Sweep.run(executor="fused")
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import time
 import types
@@ -35,7 +33,7 @@ from compressai.ops import LowerBound
 from torch import nn
 from tqdm.auto import tqdm
 
-from gwnlib.experiments import VISION, Experiment, RunConfig
+from gwnlib.experiments import VISION, Experiment, RunConfig, settings_hash
 from gwnlib.files import remove_stale_temporaries, save_torch, write_json
 from gwnlib.losses import lagrangian
 from gwnlib.runtime import device as resolve_device
@@ -101,9 +99,7 @@ def fit_fused(
         # Named by the settings the points share, so that a sweep restarted after some points
         # finished (and passes only the others) finds the group's checkpoint again.
         shared = {k: v for k, v in configs[0].to_dict().items() if k not in FUSED_FIELDS}
-        text = json.dumps(shared, sort_keys=True, separators=(",", ":"))
-        name = hashlib.sha256(text.encode()).hexdigest()[:12]
-        group_dir = folders[configs[0].key].parent / f"fused-{name}"
+        group_dir = folders[configs[0].key].parent / f"fused-{settings_hash(shared)}"
         group_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as locks:
             for config in pending:
