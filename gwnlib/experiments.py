@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from gwnlib.codecs import CODECS, GrayWynerCodec, build
 from gwnlib.heads import classifier_head, regression_head
 from gwnlib.losses import GrayWynerLoss, rmse
-from gwnlib.runtime import check_preset
+from gwnlib.runtime import check_preset, data_dir
 
 #: Datasets that :func:`resolve` knows. The vision tasks (Sec. 4.3) live in :mod:`gwnlib.vision`.
 DATASETS = ("synthetic", "colored_mnist", "cityscapes", "coco")
@@ -438,8 +438,13 @@ def _mnist_tensors(split, pmf, seed, val_size, size, epoch):
     return dataset.tensors(epoch, count=size)
 
 
-@functools.lru_cache(maxsize=6)
 def _mnist_dataset(split, pmf, seed, val_size):
+    # The data root is part of the cache key: a changed GWN_DATA_DIR is read afresh.
+    return _mnist_dataset_at(split, pmf, seed, val_size, data_dir())
+
+
+@functools.lru_cache(maxsize=6)
+def _mnist_dataset_at(split, pmf, seed, val_size, root):
     from gwnlib.data.colored_mnist import ColoredMNIST
 
-    return ColoredMNIST(split=split, pmf=pmf, seed=seed, val_size=val_size)
+    return ColoredMNIST(split=split, pmf=pmf, seed=seed, val_size=val_size, root=root)

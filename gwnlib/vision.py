@@ -244,15 +244,22 @@ def coco_root(preset: str) -> Path:
     return data_dir() / ("coco_small" if preset == "smoke" else "coco")
 
 
-@functools.lru_cache(maxsize=8)
 def _dataset(dataset: str, preset: str, official_split: str, augment: bool, seed: int):
+    # The root is resolved on every call and is part of the cache key: a changed data or cache
+    # folder (GWN_DATA_DIR, GWN_CACHE_DIR) must never be answered with a dataset from the old one.
+    root = cityscapes_root(preset) if dataset == "cityscapes" else coco_root(preset)
+    return _dataset_at(dataset, root, official_split, augment, seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset_at(dataset: str, root: Path, official_split: str, augment: bool, seed: int):
     if dataset == "cityscapes":
         from gwnlib.data.cityscapes import CityscapesTasks
 
-        return CityscapesTasks(cityscapes_root(preset), official_split, augment=augment, seed=seed)
+        return CityscapesTasks(root, official_split, augment=augment, seed=seed)
     from gwnlib.data.coco import CocoTasks
 
-    return CocoTasks(coco_root(preset), official_split, augment=augment, seed=seed)
+    return CocoTasks(root, official_split, augment=augment, seed=seed)
 
 
 def split_items(config: RunConfig, split: str, epoch: int = 0):

@@ -89,6 +89,21 @@ def test_splits_are_disjoint_and_test_is_the_official_validation_split(vision_en
         split_items(resolve("coco", "smoke", test_size=1000), "test")
 
 
+def test_a_changed_cache_folder_is_never_answered_from_the_old_one(vision_env, monkeypatch):
+    """The smoke Cityscapes tree lives in the cache; a dataset built under one cache folder must
+    not be reused once GWN_CACHE_DIR points elsewhere (the old folder may be gone)."""
+    import shutil
+
+    config = resolve("cityscapes", "smoke")
+    first, _ = split_items(config, "train")
+    assert first.root.is_relative_to(vision_env / "cache")
+    shutil.rmtree(vision_env / "cache")
+    monkeypatch.setenv("GWN_CACHE_DIR", str(vision_env / "other-cache"))
+    second, items = split_items(config, "train")
+    assert second.root.is_relative_to(vision_env / "other-cache")
+    assert second[items[0]] is not None  # readable: its files exist
+
+
 @pytest.mark.parametrize("dataset", ["cityscapes", "coco"])
 def test_a_shared_codec_trains_through_both_frozen_task_models(vision_env, dataset):
     experiment = Experiment(resolve(dataset, "smoke", codec="shared"))
