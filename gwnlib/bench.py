@@ -109,6 +109,7 @@ def training(
         check_options,
         make_optimizer,
         update_step,
+        uses_bf16,
     )
 
     check_options(amp)
@@ -120,8 +121,7 @@ def training(
     if variant == "cudagraphs" and dev.type != "cuda":
         raise ValueError("variant 'cudagraphs' needs a CUDA device")
     config = resolve(dataset, preset, codec=codec, **overrides)
-    full_precision = variant in ("authors", "eager_fp32")
-    bf16 = not full_precision and (amp == "bf16" or (amp == "auto" and dev.type == "cuda"))
+    bf16 = variant not in ("authors", "eager_fp32") and uses_bf16(amp, dev)
     autocast = _autocast(dev, bf16)
     experiment = Experiment(config, dev)
     x, t1, t2 = next(experiment.batches("train"))

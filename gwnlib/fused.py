@@ -53,6 +53,7 @@ from gwnlib.train import (
     load_metrics,
     rate_scale,
     run_dir,
+    uses_bf16,
     warm_start,
 )
 
@@ -192,7 +193,7 @@ class _FusedGroup:
         self.configs, self.folders, self.group_dir, self.dev = configs, folders, group_dir, dev
         self.group_keys = sorted(config.key for config in configs)  # the points it trains
         self.by_key = {config.key: config for config in everyone}
-        self.bf16 = amp == "bf16" or (amp == "auto" and dev.type == "cuda")
+        self.bf16 = uses_bf16(amp, dev)
         self.autocast = _autocast(dev, self.bf16)
         self.runtime = {
             "device": str(dev),

@@ -161,7 +161,7 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
             (folder / "last.pt").unlink()  # a kill between metrics.json and this leaves it
         return load_metrics(folder)
     remove_stale_temporaries(folder)
-    use_bf16 = amp == "bf16" or (amp == "auto" and dev.type == "cuda")
+    use_bf16 = uses_bf16(amp, dev)
     runtime = {
         "device": str(dev),
         "hardware": hardware(dev),
@@ -291,6 +291,12 @@ def _claim(folder: Path, config: RunConfig) -> None:
 
 def _should_stop(state: dict, config: RunConfig) -> bool:
     return state["epoch"] >= config.max_epochs or state["bad_epochs"] >= config.patience
+
+
+def uses_bf16(amp: str, dev: torch.device) -> bool:
+    """Whether ``amp`` (:data:`AMP_MODES`) means bfloat16 autocast on ``dev``: ``"auto"`` on
+    CUDA only."""
+    return amp == "bf16" or (amp == "auto" and dev.type == "cuda")
 
 
 def _autocast(dev: torch.device, bf16: bool):

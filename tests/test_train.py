@@ -412,7 +412,7 @@ def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypat
     assert main([*argv, "--variant", "turbo"]) == 2
 
 
-def test_step_flops_are_per_sample_and_grow_with_the_latent_width():
+def test_step_flops_are_per_sample_and_agree_with_a_hand_count():
     from gwnlib.bench import step_flops
 
     one = step_flops("shared", preset="smoke", samples=1)
@@ -424,13 +424,12 @@ def test_step_flops_are_per_sample_and_grow_with_the_latent_width():
     model, forward = experiment.codec(), []
 
     def count(module, inputs, output):
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+        if isinstance(module, torch.nn.ConvTranspose2d):  # each input feeds k x k outputs
+            per_input = module.out_channels // module.groups * math.prod(module.kernel_size)
+            forward.append(2 * inputs[0].numel() * per_input)
+        elif isinstance(module, torch.nn.Conv2d):
             per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
-            if isinstance(module, torch.nn.ConvTranspose2d):  # each input feeds k x k outputs
-                per_output = module.out_channels * math.prod(module.kernel_size)
-                forward.append(2 * inputs[0].numel() * per_output)
-            else:
-                forward.append(2 * output.numel() * per_output)
+            forward.append(2 * output.numel() * per_output)
         elif isinstance(module, torch.nn.Linear):
             forward.append(2 * output.numel() * module.in_features)
 
@@ -444,7 +443,6 @@ def test_step_flops_are_per_sample_and_grow_with_the_latent_width():
 
 def test_sweep_cost_is_every_point_to_its_last_epoch():
     from gwnlib.bench import sweep_cost
-    from gwnlib.experiments import TRAINING_PRESETS
     from gwnlib.sweep import named
 
     sweep = named("synthetic", "smoke")
