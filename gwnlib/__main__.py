@@ -37,19 +37,28 @@ def main(argv: list[str] | None = None) -> int:
         "what", choices=["synthetic", "train"], help="source batches, or the training step"
     )
     bench.add_argument(
-        "--codec", default="shared", help="codec of the training benchmark, or 'all'"
+        "--codec",
+        default="shared",
+        help="codec(s) of the training benchmark (comma list), or 'all'",
     )
     bench.add_argument("--dataset", default="synthetic", help="dataset of the training benchmark")
     bench.add_argument("--preset", default="paper", help="size of the training benchmark")
     bench.add_argument("--amp", default="auto", help="auto, bf16 or fp32 (training)")
     bench.add_argument(
-        "--variant", default="eager", help="execution variant (gwnlib.bench.VARIANTS), or 'all'"
+        "--variant",
+        default="eager",
+        help="execution variant(s) (gwnlib.bench.VARIANTS; comma list), or 'all'",
     )
     bench.add_argument("--points", type=int, default=5, help="points of the fused variant")
     bench.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
     bench.add_argument("--steps", type=int, default=3, help="steps per timed window")
     bench.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    bench.add_argument("--out", default=None, help="also write the rows to this JSON file")
+    bench.add_argument(
+        "--out",
+        default=None,
+        help="also write the rows to this JSON file (training: after every case; cases it "
+        "holds from the same settings are not measured again)",
+    )
     bench.add_argument("--batch-size", type=int, default=100)
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
     bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
@@ -91,8 +100,8 @@ def _bench(args) -> int:
     if args.what == "synthetic":
         rows = [synthetic_batches(args.batch_size, args.device, args.side)]
     else:
-        codecs = CODECS if args.codec == "all" else (args.codec,)
-        variants = VARIANTS if args.variant == "all" else (args.variant,)
+        codecs = CODECS if args.codec == "all" else tuple(args.codec.split(","))
+        variants = VARIANTS if args.variant == "all" else tuple(args.variant.split(","))
         for name, value, accepted in (
             ("codec", codecs, CODECS),
             ("variant", variants, VARIANTS),
@@ -100,7 +109,7 @@ def _bench(args) -> int:
             unknown = [v for v in value if v not in accepted]
             if unknown:
                 print(
-                    f"error: --{name} must be 'all' or one of {', '.join(accepted)}; "
+                    f"error: --{name} must be 'all' or a comma list of {', '.join(accepted)}; "
                     f"got {unknown[0]!r}",
                     file=sys.stderr,
                 )
@@ -116,6 +125,7 @@ def _bench(args) -> int:
             windows=args.windows,
             steps=args.steps,
             warmup=args.warmup,
+            out=args.out,
         )
     for row in rows:
         if "error" in row or "skipped" in row:
@@ -132,7 +142,7 @@ def _bench(args) -> int:
                 print(f"{key:>14}: {value}")
     if rows and "hardware" in rows[0]:
         print(f"hardware: {rows[0]['hardware']}; torch {torch.__version__}")
-    if args.out:
+    if args.out and args.what == "synthetic":  # the training suite writes as it goes
         from pathlib import Path
 
         from gwnlib.files import write_json
@@ -166,7 +176,12 @@ def _add_sweep_parser(commands) -> None:
     sweep.add_argument(
         "--channels-last", action="store_true", help="train in channels-last (NHWC) memory"
     )
-    sweep.add_argument("--list", action="store_true", help="list the points and their status")
+    sweep.add_argument(
+        "--list",
+        action="store_true",
+        help="list the points and their status, train nothing (with --export: export the "
+        "finished ones)",
+    )
     sweep.add_argument(
         "--export",
         nargs="?",
@@ -234,6 +249,8 @@ def _sweep(args) -> int:
             sweep = sweep.select(**where)
         if args.list:
             print(sweep.status().to_string(index=False))
+            if args.export is not None:  # the finished points, nothing trained
+                _export(sweep, args.export)
             return 0
         options = {}
         if args.executor == "slurm":
@@ -283,8 +300,16 @@ def _sweep(args) -> int:
         print(table[columns].to_string(index=False))
     print(f"{len(table)} of {len(sweep.configs())} point(s) finished in {sweep.root}")
     if args.export is not None:
-        print(f"results written to {sweep.export(args.export or None)}")
+        _export(sweep, args.export)
     return 0
+
+
+def _export(sweep, folder: str) -> None:
+    path = sweep.export(folder or None)
+    if path.is_file():
+        print(f"results written to {path}")
+    else:
+        print("no finished point: nothing exported")
 
 
 if __name__ == "__main__":

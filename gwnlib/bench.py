@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import resource
 import statistics
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -80,8 +82,19 @@ def synthetic_batches(
 #: - ``compile``: ``eager`` with the codec under ``torch.compile``;
 #: - ``cudagraphs``: ``torch.compile(mode="reduce-overhead")``, replaying CUDA graphs (CUDA only);
 #: - ``fused``: ``points`` (eta) points trained as one vmapped model (:mod:`gwnlib.fused`);
-#:   throughput counts every point's samples.
-VARIANTS = ("authors", "eager_fp32", "eager", "channels_last", "compile", "cudagraphs", "fused")
+#:   throughput counts every point's samples;
+#: - ``fused_compile``: ``fused`` with the batched step under ``torch.compile``.
+VARIANTS = (
+    "authors",
+    "eager_fp32",
+    "eager",
+    "channels_last",
+    "compile",
+    "cudagraphs",
+    "fused",
+    "fused_compile",
+)
+FUSED_VARIANTS = ("fused", "fused_compile")
 
 
 def training(
@@ -126,8 +139,9 @@ def training(
     experiment = Experiment(config, dev)
     x, t1, t2 = next(experiment.batches("train"))
     with _tf32(dev, variant != "authors"):
-        if variant == "fused":
-            step, parameters = _fused_step(config, dev, bf16, points, x, t1, t2)
+        if variant in FUSED_VARIANTS:
+            compiled = variant == "fused_compile"
+            step, parameters = _fused_step(config, dev, bf16, points, x, t1, t2, compiled)
         else:
             model = experiment.codec().to(dev).train()
             loss_fn = experiment.loss()
@@ -161,7 +175,7 @@ def training(
             _synchronize(dev)
             rates.append(steps / (time.perf_counter() - start))
     median = statistics.median(rates)
-    fused_points = points if variant == "fused" else 1
+    fused_points = points if variant in FUSED_VARIANTS else 1
     return {
         "benchmark": f"training step, {codec} codec, {dataset} {preset} size",
         "variant": variant,
@@ -186,29 +200,51 @@ def training_suite(
     codecs=("shared", "separated", "combined", "joint", "independent"),
     variants=VARIANTS,
     progress: bool | None = None,
+    out: str | Path | None = None,
     **options,
 ) -> list[dict]:
     """:func:`training` for every codec and variant. CUDA graphs on a CPU give a row marked
     ``skipped``; a variant that fails (``torch.compile`` without a C++ compiler) a row with its
-    ``error``."""
+    ``error``.
+
+    ``out``: a JSON file of rows, rewritten (atomically) after every case, so that a benchmark
+    stopped part-way keeps what it measured. A case the file already holds, measured with the
+    same options on the same hardware and torch, is taken from it, not measured again; its other
+    rows stay in the file."""
     from tqdm.auto import tqdm
 
+    from gwnlib.files import write_json
     from gwnlib.runtime import show_progress
 
+    dev = resolve_device(options.get("device", "auto"))
+    settings = {
+        **{name: str(value) for name, value in sorted(options.items()) if name != "device"},
+        "device": str(dev),
+        "hardware": hardware(dev),
+        "torch": torch.__version__,
+    }
+    saved = json.loads(Path(out).read_text()) if out is not None and Path(out).is_file() else []
     rows = []
     cases = [(codec, variant) for codec in codecs for variant in variants]
-    cuda = resolve_device(options.get("device", "auto")).type == "cuda"
     for codec, variant in tqdm(cases, desc="benchmark", disable=not show_progress(progress)):
-        if variant == "cudagraphs" and not cuda:
-            rows.append({"codec": codec, "variant": variant, "skipped": "needs a CUDA device"})
+        done = [r for r in saved if (r.get("codec"), r.get("variant")) == (codec, variant)]
+        if done and done[0].get("settings") == settings and "error" not in done[0]:
+            rows.append(done[0])
             continue
-        try:
-            rows.append(training(codec, variant=variant, **options))
-        except Exception as exc:  # noqa: BLE001  (reported in the table)
-            error = f"{type(exc).__name__}: {exc}"
-            rows.append({"codec": codec, "variant": variant, "error": error})
-        if torch.cuda.is_available():
+        if variant == "cudagraphs" and dev.type != "cuda":
+            row = {"codec": codec, "variant": variant, "skipped": "needs a CUDA device"}
+        else:
+            try:
+                row = training(codec, variant=variant, **options)
+            except Exception as exc:  # noqa: BLE001  (reported in the table)
+                row = {"codec": codec, "variant": variant, "error": f"{type(exc).__name__}: {exc}"}
+        rows.append({**row, "settings": settings})
+        if dev.type == "cuda":
             torch.cuda.empty_cache()
+        if out is not None:
+            measured = {(r["codec"], r["variant"]) for r in rows}
+            kept = [r for r in saved if (r.get("codec"), r.get("variant")) not in measured]
+            write_json(Path(out), kept + rows)
     return rows
 
 
@@ -274,12 +310,13 @@ def sweep_cost(sweep, samples_per_s: dict[str, float]) -> pd.DataFrame:
     return table
 
 
-def _fused_step(config, dev, bf16, points, x, t1, t2):
+def _fused_step(config, dev, bf16, points, x, t1, t2, compile=False):
     from gwnlib.fused import _FusedGroup
 
     etas = [config.eta * 2.0**k for k in range(points)]  # a curve of distinct points
     configs = [dataclasses.replace(config, eta=eta) for eta in etas]
-    group = _FusedGroup(configs, configs, {}, None, dev, "bf16" if bf16 else "fp32")
+    amp = "bf16" if bf16 else "fp32"
+    group = _FusedGroup(configs, configs, {}, None, dev, amp, compile)
     eta, beta = group._hyper("eta"), group._hyper("beta")
     parameters = sum(p.numel() for p in group.params.values())
 

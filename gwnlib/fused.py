@@ -77,6 +77,7 @@ def fit_fused(
     root=None,
     device: str = "auto",
     amp: str = "auto",
+    compile: bool = False,
     progress: bool | None = None,
     log_every: int = 25,
 ) -> list[dict]:
@@ -84,7 +85,9 @@ def fit_fused(
     as one batched model, each to its own early stop, and return their final metrics in order.
 
     Finished points are loaded, not retrained; an interrupted group resumes from its last epoch.
-    ``device``, ``amp``, ``progress`` and ``log_every`` are as for :func:`gwnlib.train.fit`.
+    ``device``, ``amp``, ``progress`` and ``log_every`` are as for :func:`gwnlib.train.fit`;
+    ``compile`` runs the batched step under ``torch.compile`` (the same updates to float
+    rounding; on a GPU it fuses the entropy models' many small elementwise kernels).
     """
     configs = [_as_config(config, {}) for config in configs]
     _check_group(configs)
@@ -106,7 +109,7 @@ def fit_fused(
             for config in pending:
                 locks.enter_context(_exclusive(folders[config.key]))
             locks.enter_context(_exclusive(group_dir))
-            group = _FusedGroup(configs, pending, folders, group_dir, dev, amp)
+            group = _FusedGroup(configs, pending, folders, group_dir, dev, amp, compile)
             group.fit(progress, log_every)
     return [load_metrics(folders[config.key]) for config in configs]
 
@@ -142,28 +145,73 @@ def _check_group(configs: list[RunConfig]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class _LowerBound(torch.autograd.Function):
-    """CompressAI's ``LowerBoundFunction`` (``max(x, bound)``; the gradient passes where x is
-    above the bound or pushed up towards it), written so that ``vmap`` can batch it."""
+# CompressAI's LowerBound is an autograd.Function: torch.func.vmap cannot batch it, and
+# torch.compile over vmap would drop a batchable Function's backward (pytorch/pytorch#129845).
+# A custom operator with its own autograd and vmap rules composes with both.
 
-    generate_vmap_rule = True
 
-    @staticmethod
-    def forward(x, bound):
-        return torch.max(x, bound)
+@torch.library.custom_op("gwnlib::lower_bound", mutates_args=())
+def lower_bound(x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+    """``max(x, bound)`` with CompressAI's ``LowerBoundFunction`` gradient: it passes where x is
+    at or above the bound, and below it only where it pushes x up (a negative gradient)."""
+    return torch.max(x, bound).contiguous()
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
 
-    @staticmethod
-    def backward(ctx, grad):
-        x, bound = ctx.saved_tensors
-        return ((x >= bound) | (grad < 0)) * grad, None
+@torch.library.custom_op("gwnlib::lower_bound_backward", mutates_args=())
+def _lower_bound_backward(grad: torch.Tensor, x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
+    return (((x >= bound) | (grad < 0)) * grad).contiguous()
+
+
+# What torch.compile traces: outputs of the broadcast shape, contiguous like the ops', of the
+# type torch.max promotes to (forward) or of the incoming gradient (backward).
+@lower_bound.register_fake
+def _(x, bound):
+    shape = torch.broadcast_shapes(x.shape, bound.shape)
+    return x.new_empty(shape, dtype=torch.result_type(x, bound))
+
+
+@_lower_bound_backward.register_fake
+def _(grad, x, bound):
+    return grad.new_empty(torch.broadcast_shapes(grad.shape, x.shape, bound.shape))
+
+
+def _save_inputs(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _lower_bound_grad(ctx, grad):
+    x, bound = ctx.saved_tensors
+    return _lower_bound_backward(grad, x, bound), None
+
+
+lower_bound.register_autograd(_lower_bound_grad, setup_context=_save_inputs)
+
+
+def _batch_first(info, in_dims, *tensors) -> list[torch.Tensor]:
+    """The operands of a batched elementwise op with the vmap axis first and as many dimensions
+    each, so that they broadcast as their unbatched samples do (aligned on the right)."""
+    ndim = 1 + max(t.dim() - (d is not None) for t, d in zip(tensors, in_dims, strict=True))
+    out = []
+    for t, d in zip(tensors, in_dims, strict=True):
+        t = t.unsqueeze(0) if d is None else t.movedim(d, 0)
+        out.append(t.reshape(t.shape[0], *([1] * (ndim - t.dim())), *t.shape[1:]))
+    return out
+
+
+def _batched_lower_bound(info, in_dims, x, bound):
+    return lower_bound(*_batch_first(info, in_dims, x, bound)), 0
+
+
+def _batched_lower_bound_backward(info, in_dims, grad, x, bound):
+    return _lower_bound_backward(*_batch_first(info, in_dims, grad, x, bound)), 0
+
+
+lower_bound.register_vmap(_batched_lower_bound)
+_lower_bound_backward.register_vmap(_batched_lower_bound_backward)
 
 
 def _lower_bound_forward(self, x):
-    return _LowerBound.apply(x, self.bound)
+    return lower_bound(x, self.bound)
 
 
 def _vmappable(template: nn.Module) -> list[str]:
@@ -189,7 +237,7 @@ def _vmappable(template: nn.Module) -> list[str]:
 class _FusedGroup:
     """The pending points ``configs`` of the group ``everyone`` (finished ones included)."""
 
-    def __init__(self, everyone, configs, folders, group_dir, dev, amp):
+    def __init__(self, everyone, configs, folders, group_dir, dev, amp, compile=False):
         self.configs, self.folders, self.group_dir, self.dev = configs, folders, group_dir, dev
         self.group_keys = sorted(config.key for config in configs)  # the points it trains
         self.by_key = {config.key: config for config in everyone}
@@ -199,7 +247,7 @@ class _FusedGroup:
             "device": str(dev),
             "hardware": hardware(dev),
             "amp": "bf16" if self.bf16 else "fp32",
-            "compile": False,
+            "compile": bool(compile),
             "channels_last": False,
             "fused_points": len(configs),
             "torch": torch.__version__,
@@ -226,6 +274,11 @@ class _FusedGroup:
         }  # fmt: skip
         loss = self.base.loss()
         self.gamma, self.distortions = loss.gamma, loss.distortions
+        self.step_fn = self._batched()
+        if compile:
+            # One graph per number of active points (the group shrinks as points stop) and
+            # grad mode (training, evaluation); the inputs keep their shapes within each.
+            self.step_fn = torch.compile(self.step_fn, dynamic=False)
 
     # -- state ----------------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Adam:
@@ -308,11 +361,14 @@ class _FusedGroup:
             for name in self.masked:
                 self.params[f"{name}.weight"].mul_(self.buffers[f"{name}.mask"])
 
-    def _batched(self, scale: float):
+    def _batched(self):
+        """The step of every point at once: ``f(params, buffers, etas, betas, scale, x, t1, t2)``
+        gives each point's objective and terms. ``scale`` (the eta warm-up factor) is a tensor,
+        so that a compiled step is not specialised on its value."""
         base, template = self.base, self.template
         gamma, distortions = self.gamma, self.distortions
 
-        def point(params, buffers, eta, beta, x, t1, t2):
+        def point(params, buffers, eta, beta, scale, x, t1, t2):
             output = torch.func.functional_call(template, (params, buffers), (x,))
             terms = lagrangian(output, t1, t2, beta, eta, gamma, distortions)
             objective = terms["loss"] - (1 - scale) * eta * terms["rate"]
@@ -320,7 +376,11 @@ class _FusedGroup:
             values.update(base.task_metrics(output, t1, t2))
             return objective, values
 
-        return torch.func.vmap(point, in_dims=(0, 0, 0, 0, None, None, None))
+        return torch.func.vmap(point, in_dims=(0, 0, 0, 0, None, None, None, None))
+
+    def _scale(self, scale: float) -> torch.Tensor:
+        # A fill kernel, not a host-to-device copy (which would wait for the GPU).
+        return torch.full((), scale, dtype=torch.float32, device=self.dev)
 
     def _clip(self) -> None:
         """Table 1's gradient-norm clipping, per point (``clip_grad_norm_`` of each run)."""
@@ -334,9 +394,10 @@ class _FusedGroup:
         """Forward, loss and backward of one micro-batch for every active point at once; the
         per-point terms (tensors with one value per point)."""
         self._mask_weights()
-        step_fn = self._batched(scale)
         with self.autocast():
-            objective, values = step_fn(self.params, self.buffers, etas, betas, x, t1, t2)
+            objective, values = self.step_fn(
+                self.params, self.buffers, etas, betas, self._scale(scale), x, t1, t2
+            )
         (objective.sum() / self.configs[0].accumulate).backward()
         return values
 
@@ -379,13 +440,12 @@ class _FusedGroup:
     def _evaluate(self, split: str) -> dict[str, torch.Tensor]:
         self.template.eval()
         self._mask_weights()
-        step_fn = self._batched(1.0)
-        etas, betas = self._hyper("eta"), self._hyper("beta")
+        etas, betas, scale = self._hyper("eta"), self._hyper("beta"), self._scale(1.0)
         sums: dict[str, torch.Tensor] = {}
         count = 0
         for x, t1, t2 in self.base.batches(split):
             with self.autocast():
-                _, values = step_fn(self.params, self.buffers, etas, betas, x, t1, t2)
+                _, values = self.step_fn(self.params, self.buffers, etas, betas, scale, x, t1, t2)
             for key, value in values.items():
                 sums[key] = sums.get(key, 0) + value.float()
             count += 1

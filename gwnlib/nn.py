@@ -109,28 +109,24 @@ def _check_channels(**channels: int) -> None:
             raise ValueError(f"{name} must be a positive integer; got {value!r}")
 
 
-class _RoundStraightThrough(torch.autograd.Function):
-    generate_vmap_rule = True  # usable under torch.func.vmap (fused sweeps, gwnlib.fused)
-
-    @staticmethod
-    def forward(y: torch.Tensor) -> torch.Tensor:
-        # Round half toward zero, as the authors do (torch.round would round half to even).
-        # (+ 0.0 turns the -0.0 that sign * ceil gives for small negatives into 0.0.)
-        return torch.sign(y) * torch.ceil(torch.abs(y) - 0.5) + 0.0
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        pass
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad
+def round_half_toward_zero(y: torch.Tensor) -> torch.Tensor:
+    """Round to the nearest integer, ties toward zero, as the authors do (``torch.round`` rounds
+    ties to even). ``+ 0.0`` turns the -0.0 that ``sign * ceil`` gives for small negatives into
+    0.0."""
+    return torch.sign(y) * torch.ceil(torch.abs(y) - 0.5) + 0.0
 
 
 def quantize(y: torch.Tensor) -> torch.Tensor:
     """Round to the nearest integer (ties toward zero) with a straight-through gradient
-    (Theis et al. 2017; the paper's q in Eq. 13). No noise, in training as at test time."""
-    return _RoundStraightThrough.apply(y)
+    (Theis et al. 2017; the paper's q in Eq. 13). No noise, in training as at test time.
+
+    Written ``y + (q - y).detach()`` rather than as an ``autograd.Function``: the values are
+    exactly ``q`` (``q - y`` is exact in floating point, by Sterbenz's lemma, since q and y are
+    within a factor 2 of each other or q = 0, so adding y back gives q), the gradient is the
+    identity, and plain operations compose with ``torch.func.vmap`` *and* ``torch.compile``
+    together, which silently drops a custom Function's backward (pytorch/pytorch#129845).
+    """
+    return y + (round_half_toward_zero(y) - y).detach()
 
 
 def merge_common(candidate1: torch.Tensor, candidate2: torch.Tensor) -> torch.Tensor:

@@ -212,8 +212,8 @@ class Sweep:
             raise ValueError("cluster and slurm options apply only to executor='slurm'")
         if executor != "pool" and workers is not None:
             raise ValueError("workers applies only to executor='pool'")
-        if executor == "fused" and (compile or channels_last):
-            raise ValueError("executor='fused' runs vmapped eager steps: no compile/channels_last")
+        if executor == "fused" and channels_last:
+            raise ValueError("executor='fused' runs vmapped steps: channels_last does not apply")
         progress = show_progress(progress)
         pending = self.pending()
         options = {
@@ -256,9 +256,12 @@ class Sweep:
 
     def export(self, folder: str | Path | None = None) -> Path:
         """Write :meth:`results` (merged with rows already in the file for other points) to
-        :meth:`results_file`, atomically; each row keeps its preset, hardware and date."""
+        :meth:`results_file`, atomically; each row keeps its preset, hardware and date. With no
+        finished point and no file yet, nothing is written."""
         path = self.results_file(folder)
         table = self.results()
+        if table.empty and not path.is_file():
+            return path
         if path.is_file():
             old = pd.read_csv(path)
             table = pd.concat([old[~old["key"].isin(table.get("key", []))], table])
@@ -367,6 +370,7 @@ def _run_fused(pending, options, progress):
                 root=options["root"],
                 device=options["device"],
                 amp=options["amp"],
+                compile=options["compile"],
                 progress=progress,
             )
         except Exception as exc:  # noqa: BLE001  (reported with the others at the end)

@@ -7,7 +7,13 @@ from gwnlib.codecs import CODECS, THREE_CHANNEL, build
 from gwnlib.entropy import LatentEntropyModel, bits
 from gwnlib.heads import classifier_head, regression_head
 from gwnlib.losses import GrayWynerLoss, rmse
-from gwnlib.nn import alignment_loss, analysis_transform, merge_common, quantize
+from gwnlib.nn import (
+    alignment_loss,
+    analysis_transform,
+    merge_common,
+    quantize,
+    round_half_toward_zero,
+)
 
 # Small versions of the two configurations: the synthetic source's pixel-shuffle transforms (2
 # input channels; E reduced to 16 by the final 1x1 conv) and MNIST's strided convolutions (E = 6).
@@ -76,6 +82,21 @@ def test_quantize_rounds_half_toward_zero_with_identity_gradient():
     assert q.tolist() == [0.0, 0.0, 1.0, -1.0, 0.0, 3.0]
     q.sum().backward()
     assert y.grad.tolist() == [1.0] * 6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_straight_through_values_are_exactly_the_rounded_ones(dtype):
+    """``y + (q - y).detach()`` must equal q bit for bit (no -0.0 either), at every magnitude."""
+    generator = torch.Generator().manual_seed(0)
+    scales = 10.0 ** torch.arange(-8, 7, dtype=torch.float64)
+    y = torch.randn(4000, len(scales), generator=generator, dtype=torch.float64) * scales
+    halves = torch.arange(-40, 41, dtype=torch.float64) / 2  # every tie from -20 to 20
+    y = torch.cat([y.flatten(), halves, halves + 1e-3, halves - 1e-3]).to(dtype)
+    want = round_half_toward_zero(y)
+    got = quantize(y)
+    assert torch.equal(got, want)
+    assert not torch.signbit(got[got == 0]).any()
+    assert torch.equal(round_half_toward_zero(halves), torch.trunc(halves))  # ties toward zero
 
 
 def test_merge_sends_gradient_to_both_candidates_where_they_match():

@@ -140,13 +140,65 @@ def test_bad_groups_are_refused(tmp_path):
 def test_quantize_and_lower_bound_batch_under_vmap():
     y = torch.tensor([[-1.5, -0.5, 0.4, 0.5, 2.6], [0.49, -0.51, 1.5, -2.5, 3.0]])
     torch.testing.assert_close(torch.func.vmap(quantize)(y), torch.stack([quantize(r) for r in y]))
-    x = torch.tensor([[0.05, 0.2], [0.3, 0.01]], requires_grad=True)
-    bound = torch.tensor([0.11])
-    out = torch.func.vmap(fused._LowerBound.apply, in_dims=(0, None))(x, bound)
-    torch.testing.assert_close(out.detach(), torch.tensor([[0.11, 0.2], [0.3, 0.11]]))
-    (out * torch.tensor([[1.0, 1.0], [1.0, -1.0]])).sum().backward()
-    # Below the bound the gradient passes only when it pushes x up (CompressAI's LowerBound).
-    torch.testing.assert_close(x.grad, torch.tensor([[0.0, 1.0], [1.0, -1.0]]))
+    weights = torch.tensor([[1.0, 1.0], [1.0, -1.0]])
+    for bound, bound_dim in ((torch.tensor([0.11]), None), (torch.tensor([[0.11], [0.11]]), 0)):
+        x = torch.tensor([[0.05, 0.2], [0.3, 0.01]], requires_grad=True)
+        out = torch.func.vmap(fused.lower_bound, in_dims=(0, bound_dim))(x, bound)
+        torch.testing.assert_close(out.detach(), torch.tensor([[0.11, 0.2], [0.3, 0.11]]))
+        (out * weights).sum().backward()
+        # Below the bound the gradient passes only when it pushes x up (CompressAI's LowerBound).
+        torch.testing.assert_close(x.grad, torch.tensor([[0.0, 1.0], [1.0, -1.0]]))
+
+
+def test_the_lower_bound_operator_is_registered_consistently():
+    """Schema, fake (shape) kernel, autograd and compile registrations agree with the op."""
+    x, bound = torch.rand(4, 5), torch.tensor([0.3])
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.library.opcheck(fused.lower_bound, (x.to(dtype).clone().requires_grad_(), bound))
+        grad = torch.randn(4, 5).to(dtype)
+        torch.library.opcheck(fused._lower_bound_backward, (grad, x, bound))
+
+
+@pytest.mark.slow
+def test_a_compiled_fused_group_equals_the_eager_one(tmp_path, monkeypatch):
+    """``compile=True`` (torch.compile of the vmapped step, eta warm-up as a tensor) trains
+    the same points to float rounding, through an early stop that shrinks the group."""
+    configs = _points(etas=(0.01, 0.3, 0.05), max_epochs=3, patience=3, eta_warmup=3)
+    original = fused._should_stop
+
+    def should_stop(state, config):
+        return (config.key == configs[1].key and state["epoch"] >= 1) or original(state, config)
+
+    monkeypatch.setattr(fused, "_should_stop", should_stop)
+    options = {"device": "cpu", "progress": False}
+    eager = fused.fit_fused(configs, root=tmp_path / "eager", **options)
+    compiled = fused.fit_fused(configs, root=tmp_path / "compiled", compile=True, **options)
+    _assert_same(compiled, eager, rel=1e-4)
+    assert [m["epochs"] for m in compiled] == [3, 1, 3]
+    assert [m["compile"] for m in compiled] == [True] * 3
+
+
+def test_lower_bound_matches_compressai_and_keeps_its_gradient_under_compile():
+    """torch.compile over vmap silently dropped the backward of the autograd.Functions this
+    replaced (pytorch/pytorch#129845); the custom operator keeps it."""
+    from compressai.ops import LowerBound
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 64, generator=generator) * 0.3
+    upstream = torch.randn(3, 64, generator=generator)
+    reference = x.clone().requires_grad_(True)
+    (LowerBound(0.11)(reference) * upstream).sum().backward()
+
+    def loss(rows, bound):
+        return torch.func.vmap(fused.lower_bound, in_dims=(0, None))(rows, bound) * upstream
+
+    for run in (loss, torch.compile(loss, dynamic=False)):
+        ours = x.clone().requires_grad_(True)
+        run(ours, torch.tensor([0.11])).sum().backward()
+        torch.testing.assert_close(ours.grad, reference.grad, rtol=0, atol=0)
+    below = x < 0.11  # both cases of the rule occur: blocked, and passed below the bound
+    assert (below & (upstream > 0) & (reference.grad == 0)).any()
+    assert (below & (upstream < 0) & (reference.grad != 0)).any()
 
 
 @pytest.mark.gpu

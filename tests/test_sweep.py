@@ -157,8 +157,8 @@ def test_the_fused_executor_gives_the_sequential_results(sequential, tmp_path):
     pd.testing.assert_frame_equal(
         comparable(together)[numbers], comparable(table)[numbers], rtol=2e-6, atol=1e-7
     )
-    with pytest.raises(ValueError, match="no compile/channels_last"):
-        tiny(tmp_path).run("fused", compile=True)
+    with pytest.raises(ValueError, match="channels_last does not apply"):
+        tiny(tmp_path).run("fused", channels_last=True)
 
 
 @pytest.mark.parametrize("executor", ["sequential", "fused"])
@@ -232,8 +232,11 @@ def test_load_or_run_trains_when_nothing_is_committed(sequential, tmp_path):
 def test_the_command_line_runs_lists_and_exports(tmp_path, capsys):
     args = ["sweep", "synthetic", "--where", "codec=joint", "--where", "eta=1",
             "--root", str(tmp_path), "--device", "cpu"]  # fmt: skip
-    assert main([*args, "--list"]) == 0
-    assert "joint beta=1 eta=1 seed=0" in capsys.readouterr().out
+    assert main([*args, "--list", "--export", str(tmp_path / "none")]) == 0  # trains nothing
+    listed = capsys.readouterr().out
+    assert "joint beta=1 eta=1 seed=0" in listed and "nothing exported" in listed
+    assert not (tmp_path / "none").exists()
+    assert not list(tmp_path.rglob("metrics.json"))
     assert main([*args, "--export", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "1 of 1 point(s) finished" in out
@@ -249,7 +252,7 @@ def test_the_command_line_runs_lists_and_exports(tmp_path, capsys):
         (["--gpus", "1"], "the slurm options need --executor slurm"),
         (["--workers", "2"], "--workers needs --executor pool"),
         (["--preset", "huge"], "preset must be one of"),
-        (["--executor", "fused", "--channels-last"], "no compile/channels_last"),
+        (["--executor", "fused", "--channels-last"], "channels_last does not apply"),
     ],
 )
 def test_the_command_line_reports_bad_options(tmp_path, capsys, extra, message):

@@ -393,14 +393,15 @@ def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypat
     out = tmp_path / "bench.json"
     argv = ["bench", "train", "--preset", "smoke", "--device", "cpu", "--windows", "1",
             "--steps", "1", "--warmup", "1", "--points", "3", "--out", str(out)]  # fmt: skip
-    for variant in ("authors", "eager_fp32", "eager", "channels_last", "fused", "cudagraphs"):
+    variants = ("authors", "eager_fp32", "eager", "channels_last", "fused", "cudagraphs")
+    for count, variant in enumerate(variants, start=1):
         assert main([*argv, "--variant", variant]) == 0
-        rows = json.loads(out.read_text())
-        assert len(rows) == 1 and rows[0]["variant"] == variant
+        rows = json.loads(out.read_text())  # the file gathers the cases of every call
+        assert [r["variant"] for r in rows] == list(variants[:count])
+        row = rows[-1]
         if variant == "cudagraphs":
-            assert rows[0]["skipped"] == "needs a CUDA device"
+            assert row["skipped"] == "needs a CUDA device"
             continue
-        row = rows[0]
         assert row["samples_per_s"] == pytest.approx(
             row["steps_per_s"] * row["batch_size"] * row["points"]
         )
@@ -410,6 +411,46 @@ def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypat
              {"codec": "shared", "variant": "fused", "samples_per_s": 35.0}]  # fmt: skip
     assert speedups(table) == {("shared", "authors"): 1.0, ("shared", "fused"): 3.5}
     assert main([*argv, "--variant", "turbo"]) == 2
+
+
+def test_a_stopped_benchmark_keeps_its_rows_and_goes_on_from_them(tmp_path, monkeypatch):
+    """``out`` is rewritten after every case; a re-run takes the cases measured with the same
+    settings from it and measures only the others (or all, when a setting changed)."""
+    from gwnlib import bench
+
+    out = tmp_path / "bench.json"
+    options = dict(preset="smoke", device="cpu", windows=1, steps=1, warmup=1, progress=False)
+    real, calls = bench.training, []
+
+    def stopped_after_one(codec, **kwargs):
+        if calls:
+            raise KeyboardInterrupt  # the device call's time limit, say
+        calls.append(codec)
+        return real(codec, **kwargs)
+
+    monkeypatch.setattr(bench, "training", stopped_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        bench.training_suite(["joint", "independent"], ["eager"], out=out, **options)
+    first = json.loads(out.read_text())
+    assert [(r["codec"], r["variant"]) for r in first] == [("joint", "eager")]
+
+    def counted(codec, **kwargs):
+        calls.append(codec)
+        return real(codec, **kwargs)
+
+    calls.clear()
+    monkeypatch.setattr(bench, "training", counted)
+    rows = bench.training_suite(["joint", "independent"], ["eager"], out=out, **options)
+    assert calls == ["independent"] and rows[0] == first[0]
+    assert [r["codec"] for r in json.loads(out.read_text())] == ["joint", "independent"]
+    calls.clear()
+    bench.training_suite(["joint"], ["eager"], out=out, **{**options, "steps": 2})
+    assert calls == ["joint"]  # other settings: measured again, and the other row kept
+    saved = json.loads(out.read_text())
+    assert [(r["codec"], r["settings"]["steps"]) for r in saved] == [
+        ("independent", "1"),
+        ("joint", "2"),
+    ]
 
 
 def test_step_flops_are_per_sample_and_agree_with_a_hand_count():
