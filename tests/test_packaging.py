@@ -114,3 +114,32 @@ def test_environment_yml_is_in_sync_with_the_lock():
 def test_make_installs_the_extras_that_pyproject_defines():
     extras = set(PYPROJECT["project"]["optional-dependencies"])
     assert set(make.EXTRAS.split(",")) == extras
+
+
+def test_the_gpu_script_carries_the_locked_versions_and_runs_a_step_here(tmp_path):
+    """``.ci/gpu`` (the GPU work in lease-sized steps): its wheels are the lock's versions, it
+    refuses unknown steps with its usage, and its benchmark step runs here on the CPU, writing
+    to $OUT only (a trial is not a result for the book)."""
+    import json
+    import os
+    import subprocess
+
+    script = ROOT / ".ci" / "gpu"
+    wheels = re.search(r"^WHEELS=\((.*)\)$", script.read_text(), re.M)[1].split()
+    pins = lock_pins()
+    for wheel in wheels:
+        name, version = wheel.split("==")
+        assert pins[canonicalize_name(name)] == version, wheel
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "DEVICE": "cpu", "PYTHON": sys.executable,
+           "GWN_RUNS_DIR": str(tmp_path / "runs")}  # fmt: skip
+    usage = subprocess.run(["bash", str(script), "fly"], env=env, capture_output=True, text=True)
+    assert usage.returncode == 2 and "bash .ci/gpu bench" in usage.stderr
+    before = sorted((ROOT / "book" / "results").iterdir())
+    args = ["--preset", "smoke", "--codec", "joint", "--variant", "eager", "--windows", "1",
+            "--steps", "1", "--warmup", "1"]  # fmt: skip
+    run = subprocess.run(["bash", str(script), "bench", *args], env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = json.loads((tmp_path / "out" / "bench-try.json").read_text())
+    assert [(r["codec"], r["variant"]) for r in rows] == [("joint", "eager")]
+    assert sorted((ROOT / "book" / "results").iterdir()) == before
