@@ -11,7 +11,6 @@ are drawn before timing; no step synchronises with the host except the ``authors
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import resource
@@ -73,9 +72,8 @@ def synthetic_batches(
 #: - ``authors``: an emulation of the step the authors' Lightning code runs (fp32, eager, and one
 #:   host synchronisation per sample and latent to sum its rate), not their code;
 #: - ``eager_fp32``: our step (:func:`~gwnlib.train.backward_step` and
-#:   :func:`~gwnlib.train.update_step`) in float32 whatever ``amp`` says (TF32 matmuls allowed
-#:   on CUDA): what ``authors`` costs over it is the host synchronisations and full-precision
-#:   matmuls alone;
+#:   :func:`~gwnlib.train.update_step`) in float32 whatever ``amp`` says: what ``authors``
+#:   costs over it is the host synchronisations alone;
 #: - ``eager``: our step under ``amp`` (auto: bfloat16 autocast on CUDA, float32 on the CPU; rates
 #:   and likelihoods stay float32); this and the variants below use ``amp``;
 #: - ``channels_last``: ``eager`` with NHWC weights and inputs;
@@ -84,6 +82,10 @@ def synthetic_batches(
 #: - ``fused``: ``points`` (eta) points trained as one vmapped model (:mod:`gwnlib.fused`);
 #:   throughput counts every point's samples;
 #: - ``fused_compile``: ``fused`` with the batched step under ``torch.compile``.
+#:
+#: Every variant runs with PyTorch's float32 defaults, which neither the authors' Lightning code
+#: nor :func:`gwnlib.train.fit` changes: TF32 in cuDNN convolutions, full float32 in matrix
+#: products (rows record them as ``tf32``).
 VARIANTS = (
     "authors",
     "eager_fp32",
@@ -138,42 +140,41 @@ def training(
     autocast = _autocast(dev, bf16)
     experiment = Experiment(config, dev)
     x, t1, t2 = next(experiment.batches("train"))
-    with _tf32(dev, variant != "authors"):
-        if variant in FUSED_VARIANTS:
-            compiled = variant == "fused_compile"
-            step, parameters = _fused_step(config, dev, bf16, points, x, t1, t2, compiled)
-        else:
-            model = experiment.codec().to(dev).train()
-            loss_fn = experiment.loss()
-            optimizer = make_optimizer(model, config, dev)
-            parameters = sum(p.numel() for p in model.parameters())
-            forward = model
-            if variant == "channels_last":
-                model.to(memory_format=torch.channels_last)
-                forward = ChannelsLastInputs(model)
-            elif variant == "compile":
-                forward = torch.compile(model)
-            elif variant == "cudagraphs":
-                forward = torch.compile(model, mode="reduce-overhead")
+    if variant in FUSED_VARIANTS:
+        compiled = variant == "fused_compile"
+        step, parameters = _fused_step(config, dev, bf16, points, x, t1, t2, compiled)
+    else:
+        model = experiment.codec().to(dev).train()
+        loss_fn = experiment.loss()
+        optimizer = make_optimizer(model, config, dev)
+        parameters = sum(p.numel() for p in model.parameters())
+        forward = model
+        if variant == "channels_last":
+            model.to(memory_format=torch.channels_last)
+            forward = ChannelsLastInputs(model)
+        elif variant == "compile":
+            forward = torch.compile(model)
+        elif variant == "cudagraphs":
+            forward = torch.compile(model, mode="reduce-overhead")
 
-            def step():
-                output, _ = backward_step(forward, loss_fn, x, t1, t2, autocast)
-                if variant == "authors":
-                    _per_sample_rate_syncs(output)
-                update_step(model, optimizer, config.clip)
+        def step():
+            output, _ = backward_step(forward, loss_fn, x, t1, t2, autocast)
+            if variant == "authors":
+                _per_sample_rate_syncs(output)
+            update_step(model, optimizer, config.clip)
 
-        for _ in range(warmup):
+    for _ in range(warmup):
+        step()
+    _synchronize(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(steps):
             step()
         _synchronize(dev)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        rates = []
-        for _ in range(windows):
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            _synchronize(dev)
-            rates.append(steps / (time.perf_counter() - start))
+        rates.append(steps / (time.perf_counter() - start))
     median = statistics.median(rates)
     fused_points = points if variant in FUSED_VARIANTS else 1
     return {
@@ -187,6 +188,7 @@ def training(
         "device": str(dev),
         "hardware": hardware(dev),
         "amp": "bf16" if bf16 else "fp32",
+        "tf32": _tf32_settings(dev),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "steps_per_s": median,
@@ -334,19 +336,14 @@ def _per_sample_rate_syncs(output: dict) -> None:
             float(-torch.log2(sample).sum())
 
 
-@contextlib.contextmanager
-def _tf32(dev: torch.device, allow: bool):
-    """TF32 matmuls and convolutions on CUDA for our variants; plain fp32 for ``authors``
-    (Lightning's default)."""
+def _tf32_settings(dev: torch.device) -> str:
     if dev.type != "cuda":
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        return "n/a"
+    allowed = {
+        "matmul": torch.backends.cuda.matmul.allow_tf32,
+        "conv": torch.backends.cudnn.allow_tf32,
+    }
+    return ", ".join(f"{name} {'on' if on else 'off'}" for name, on in allowed.items())
 
 
 def _peak_memory_gib(dev: torch.device) -> float:
