@@ -379,8 +379,14 @@ def _run_fused(pending, options, progress):
     return failures
 
 
-def _pool_init(threads: int) -> None:
+def _pool_init(threads: int, counter=None, gpus: int = 0) -> None:
+    """A pool worker's set-up: its share of the CPU threads and, when there are several GPUs
+    and the points ask for an unnumbered one ("auto", "cuda"), its own GPU, in turn."""
     torch.set_num_threads(threads)
+    if gpus > 1:
+        with counter.get_lock():
+            index, counter.value = counter.value, counter.value + 1
+        torch.cuda.set_device(index % gpus)
 
 
 def _run_pool(jobs, workers, progress):
@@ -393,11 +399,13 @@ def _run_pool(jobs, workers, progress):
         return []
     failures = []
     context = multiprocessing.get_context("spawn")  # no forked CUDA or thread pools
+    spread = jobs[0][1]["device"] in ("auto", "cuda")  # "cuda:N" and "cpu" stay where they say
+    gpus = torch.cuda.device_count() if spread and torch.cuda.is_available() else 0
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_pool_init,
-        initargs=(max(1, cores // workers),),
+        initargs=(max(1, cores // workers), context.Value("i", 0), gpus),
     ) as pool:
         futures = {pool.submit(run_point, config, options): config for config, options in jobs}
         done = concurrent.futures.as_completed(futures)

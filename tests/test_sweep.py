@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 
 from gwnlib import paper, train
 from gwnlib import sweep as sweep_module
@@ -147,6 +148,23 @@ def test_a_process_pool_gives_the_sequential_results(sequential, tmp_path):
     _, table = sequential
     pooled = tiny(tmp_path).run("pool", device="cpu", workers=2, progress=False)
     pd.testing.assert_frame_equal(comparable(pooled), comparable(table))
+
+
+def test_pool_workers_take_the_gpus_in_turn(monkeypatch):
+    """With several GPUs, worker k trains on GPU k mod n (not all on the first one)."""
+    import multiprocessing
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    counter = multiprocessing.get_context("spawn").Value("i", 0)
+    threads = torch.get_num_threads()
+    try:
+        for _ in range(5):
+            sweep_module._pool_init(1, counter, gpus=2)
+        sweep_module._pool_init(1, counter, gpus=1)  # one GPU (or none): nothing to choose
+    finally:
+        torch.set_num_threads(threads)
+    assert chosen == [0, 1, 0, 1, 0]
 
 
 def test_the_fused_executor_gives_the_sequential_results(sequential, tmp_path):
