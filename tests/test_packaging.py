@@ -3,6 +3,7 @@
 import importlib.metadata
 import re
 import sys
+import sysconfig
 
 import pytest
 import yaml
@@ -83,7 +84,10 @@ def test_environment_matches_the_lock():
         pytest.skip("the lock was tested on another Python; make.py installs ranges here")
     pins = lock_pins()
     mismatched = {}
-    for dist in importlib.metadata.distributions():
+    # The environment's own packages only: importing setuptools (torch.compile's C++ builder
+    # does) puts its vendored copies of platformdirs, zipp, tomli ... on sys.path.
+    site_packages = sorted({sysconfig.get_paths()[key] for key in ("purelib", "platlib")})
+    for dist in importlib.metadata.distributions(path=site_packages):
         name = canonicalize_name(dist.metadata["Name"])
         if name in pins and Version(dist.version).public != Version(pins[name]).public:
             mismatched[name] = (dist.version, pins[name])
