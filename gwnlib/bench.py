@@ -24,8 +24,8 @@ import torch
 if TYPE_CHECKING:
     import pandas as pd
 
+from gwnlib.runtime import check_int, hardware
 from gwnlib.runtime import device as resolve_device
-from gwnlib.runtime import hardware
 
 
 def _synchronize(dev: torch.device) -> None:
@@ -130,8 +130,7 @@ def training(
     check_options(amp)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise ValueError(f"points must be an integer >= 1; got {points!r}")
+    check_int("points", points)
     dev = resolve_device(device)
     if variant == "cudagraphs" and dev.type != "cuda":
         raise ValueError("variant 'cudagraphs' needs a CUDA device")
@@ -276,8 +275,7 @@ def step_flops(
     from gwnlib.experiments import Experiment, resolve
     from gwnlib.train import backward_step
 
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be an integer >= 1; got {samples!r}")
+    check_int("samples", samples)
     config = resolve(dataset, preset, codec=codec, batch_size=samples, **overrides)
     experiment = Experiment(config, torch.device("cpu"))
     x, t1, t2 = next(experiment.batches("train"))

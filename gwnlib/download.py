@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from gwnlib.runtime import show_progress
+from gwnlib.runtime import check_int, show_progress
 
 __all__ = ["download_url", "file_hash"]
 
@@ -70,10 +70,8 @@ def download_url(
     """
     path = Path(path)
     expected = _expected_digests(md5, sha256)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ValueError(f"retries must be a non-negative integer; got {retries!r}")
+    check_int("chunk_size", chunk_size)
+    check_int("retries", retries, low=0)
     if path.exists() and _existing_file_is_good(path, expected, chunk_size):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

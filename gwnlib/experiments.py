@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from gwnlib.codecs import CODECS, GrayWynerCodec, build
 from gwnlib.heads import classifier_head, regression_head
 from gwnlib.losses import GrayWynerLoss, rmse
-from gwnlib.runtime import check_preset, data_dir
+from gwnlib.runtime import check_int, check_preset, data_dir
 
 #: Datasets that :func:`resolve` knows. The vision tasks (Sec. 4.3) live in :mod:`gwnlib.vision`.
 DATASETS = ("synthetic", "colored_mnist", "cityscapes", "coco")
@@ -265,8 +265,7 @@ def _checked(config: RunConfig) -> RunConfig:
         if value is None and name in _OPTIONAL_POSITIVE_INT:
             continue
         low = 0 if name in ("seed", "real_bits_samples") else 1
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+        check_int(name, value, low)
     if config.transform not in ("conv", "shuffle"):
         raise ValueError(f"transform must be 'conv' or 'shuffle'; got {config.transform!r}")
     if config.dataset == "synthetic":

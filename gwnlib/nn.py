@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gwnlib.runtime import check_int
+
 TRANSFORMS = ("conv", "shuffle")
 
 
@@ -105,8 +107,7 @@ def synthesis_transform(in_channels: int, out_channels: int, transform: str = "c
 
 def _check_channels(**channels: int) -> None:
     for name, value in channels.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        check_int(name, value)
 
 
 def round_half_toward_zero(y: torch.Tensor) -> torch.Tensor:

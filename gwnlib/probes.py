@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from gwnlib.files import atomic_write
 from gwnlib.losses import rmse
 from gwnlib.nn import synthesis_transform
-from gwnlib.runtime import show_progress
+from gwnlib.runtime import check_int, show_progress
 
 
 def channel_widths(codec) -> dict[str, int]:
@@ -61,8 +61,7 @@ def train_channel_decoders(
         raise ValueError(
             f"channels must be among {', '.join(widths)} for a {codec.name} codec; got {unknown}"
         )
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    check_int("steps", steps)
     device = next(codec.parameters()).device
     torch.manual_seed(seed)
     decoders = nn.ModuleDict(

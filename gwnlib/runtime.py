@@ -46,6 +46,14 @@ def check_preset(preset: str) -> str:
     return preset
 
 
+def check_int(name: str, value, low: int = 1) -> int:
+    """Return ``value`` as an ``int`` if it is an integer (a Python or NumPy one, not a bool) of at
+    least ``low``, else raise ``ValueError`` naming the parameter ``name`` and what it accepts."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    return int(value)
+
+
 def device(name: str = "auto") -> torch.device:
     """The torch device for a chapter's ``device`` parameter.
 

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
 from gwnlib.files import atomic_write
-from gwnlib.runtime import check_preset, results_dir, runs_dir, show_progress
+from gwnlib.runtime import check_int, check_preset, results_dir, runs_dir, show_progress
 from gwnlib.train import RunInProgress, fit, is_finished, load_metrics, run_dir, warm_start_source
 
 #: Ways to execute a sweep's points.
@@ -393,8 +393,7 @@ def _run_pool(jobs, workers, progress):
     cores = os.cpu_count() or 1
     if workers is None:
         workers = max(1, min(4, cores // 2))
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    check_int("workers", workers)
     if not jobs:
         return []
     failures = []

@@ -359,8 +359,7 @@ class DeepLabV3PlusMobileNetV2(nn.Module):
 
     def __init__(self, num_classes: int = NUM_CLASSES, output_stride: int = 16):
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}")
+        runtime.check_int("num_classes", num_classes)
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be one of 8, 16; got {output_stride!r}")
         rates = (12, 24, 36) if output_stride == 8 else (6, 12, 18)
@@ -809,10 +808,8 @@ def _check_options(name: str, options: dict) -> tuple[float | None, dict]:
         )
     network_options = {key: value for key, value in options.items() if key != "loss_scale"}
     for key, value in network_options.items():
-        if key in _RCNN_COUNTS and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(f"{key} must be a positive integer; got {value!r}")
+        if key in _RCNN_COUNTS:
+            runtime.check_int(key, value)
         if key in _RCNN_FRACTIONS and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1
         ):
@@ -878,10 +875,8 @@ class Resampler(nn.Module):
 
     def __init__(self, channels: int, factor: int = SAMPLER_FACTOR, direction: str = "down"):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer; got {channels!r}")
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-            raise ValueError(f"factor must be a positive integer; got {factor!r}")
+        runtime.check_int("channels", channels)
+        runtime.check_int("factor", factor)
         if direction not in ("down", "up"):
             raise ValueError(f"direction must be one of down, up; got {direction!r}")
         self.factor = factor

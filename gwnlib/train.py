@@ -43,8 +43,8 @@ from tqdm.auto import tqdm
 
 from gwnlib.experiments import Experiment, RunConfig, from_dict, resolve
 from gwnlib.files import atomic_write, remove_stale_temporaries, save_torch, write_json
+from gwnlib.runtime import check_int, hardware, runs_dir, show_progress
 from gwnlib.runtime import device as resolve_device
-from gwnlib.runtime import hardware, runs_dir, show_progress
 
 #: Accepted values of ``fit(amp=...)``: ``"auto"`` is bfloat16 autocast on CUDA, float32 elsewhere.
 AMP_MODES = ("auto", "bf16", "fp32")
@@ -128,8 +128,7 @@ def check_options(amp: str, log_every: int = 1) -> None:
     """Refuse an ``amp`` outside :data:`AMP_MODES` or a ``log_every`` below 1, naming them."""
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
-    if not isinstance(log_every, int) or log_every < 1:
-        raise ValueError(f"log_every must be an integer >= 1; got {log_every!r}")
+    check_int("log_every", log_every)
 
 
 class RunInProgress(RuntimeError):

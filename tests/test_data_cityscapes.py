@@ -237,7 +237,7 @@ def test_incomplete_split_names_what_is_missing(tmp_path):
 def test_synthetic_writer_checks_its_arguments(tmp_path):
     with pytest.raises(ValueError, match="splits must hold names from train, val, test"):
         write_synthetic_cityscapes(tmp_path, splits=("training",))
-    with pytest.raises(ValueError, match="images_per_city must be a positive integer"):
+    with pytest.raises(ValueError, match="images_per_city must be an integer >= 1"):
         write_synthetic_cityscapes(tmp_path, images_per_city=0)
     with pytest.raises(ValueError, match="size must be"):
         write_synthetic_cityscapes(tmp_path, size=(8, 8))

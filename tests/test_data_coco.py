@@ -257,7 +257,7 @@ def test_pad_to_multiple_shapes_and_masks():
 
 
 def test_pad_to_multiple_errors():
-    with pytest.raises(ValueError, match="multiple must be a positive integer; got 0"):
+    with pytest.raises(ValueError, match="multiple must be an integer >= 1; got 0"):
         pad_to_multiple([torch.rand(3, 4, 4)], multiple=0)
     with pytest.raises(ValueError, match="at least one image"):
         pad_to_multiple([])

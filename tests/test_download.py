@@ -173,9 +173,9 @@ def test_argument_errors(tmp_path):
         download_url(url, tmp_path / "x", md5="abc")
     with pytest.raises(ValueError, match="sha256 must be a 64-digit hex string"):
         download_url(url, tmp_path / "x", sha256=MD5)
-    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+    with pytest.raises(ValueError, match="chunk_size must be an integer >= 1"):
         download_url(url, tmp_path / "x", chunk_size=0)
-    with pytest.raises(ValueError, match="retries must be a non-negative integer"):
+    with pytest.raises(ValueError, match="retries must be an integer >= 0"):
         download_url(url, tmp_path / "x", retries=-1)
 
 

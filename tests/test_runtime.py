@@ -154,3 +154,15 @@ def test_progress_bars_follow_the_argument_then_the_environment(monkeypatch):
     assert show_progress() is True and show_progress(False) is False
     monkeypatch.setenv("GWN_PROGRESS", "0")
     assert show_progress() is False and show_progress(True) is True
+
+
+def test_check_int_accepts_integers_from_its_floor_and_names_the_parameter():
+    from gwnlib.runtime import check_int
+
+    assert check_int("steps", 3) == 3 and check_int("epoch", np.int64(0), low=0) == 0
+    assert type(check_int("steps", np.int32(2))) is int
+    for bad in (0, -1, True, 2.0, "2", None):
+        with pytest.raises(ValueError, match=r"steps must be an integer >= 1; got "):
+            check_int("steps", bad)
+    with pytest.raises(ValueError, match=r"retries must be an integer >= 0; got -1"):
+        check_int("retries", -1, low=0)

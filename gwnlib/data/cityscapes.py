@@ -34,7 +34,7 @@ import torchvision
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from gwnlib.runtime import DATA_DIR_ENV, _check_seed, data_dir
+from gwnlib.runtime import DATA_DIR_ENV, _check_seed, check_int, data_dir
 
 __all__ = [
     "CLASS_NAMES",
@@ -220,8 +220,7 @@ def colour_jitter(image: torch.Tensor, generator: torch.Generator) -> torch.Tens
 
 
 def _check_epoch(epoch: int) -> int:
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-        raise ValueError(f"epoch must be an integer >= 0; got {epoch!r}")
+    check_int("epoch", epoch, low=0)
     return int(epoch)
 
 
@@ -395,12 +394,7 @@ def write_synthetic_cityscapes(
     for split in splits:
         if split not in SPLITS:
             raise ValueError(f"splits must hold names from {', '.join(SPLITS)}; got {split!r}")
-    if (
-        isinstance(images_per_city, bool)
-        or not isinstance(images_per_city, int)
-        or images_per_city < 1
-    ):
-        raise ValueError(f"images_per_city must be a positive integer; got {images_per_city!r}")
+    check_int("images_per_city", images_per_city)
     height, width = size
     if height < 16 or width < 16:
         raise ValueError(f"size must be (H, W) with both at least 16; got {size!r}")

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from gwnlib.data.cityscapes import _check_epoch, augmentation_generator
 from gwnlib.download import download_url
-from gwnlib.runtime import DATA_DIR_ENV, _check_seed, data_dir, show_progress
+from gwnlib.runtime import DATA_DIR_ENV, _check_seed, check_int, data_dir, show_progress
 
 __all__ = [
     "ANNOTATION_FILES",
@@ -315,8 +315,7 @@ def pad_to_multiple(
     codec's rates are divided by the number of real pixels, ``mask[b].sum()``, never by
     H' x W' (paper appendix D.5); crop ``[..., :H, :W]`` before the task models.
     """
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ValueError(f"multiple must be a positive integer; got {multiple!r}")
+    check_int("multiple", multiple)
     images = list(images)
     if not images:
         raise ValueError("images must hold at least one image")
