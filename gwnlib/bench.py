@@ -224,13 +224,15 @@ def training_suite(
         "hardware": hardware(dev),
         "torch": torch.__version__,
     }
-    saved = json.loads(Path(out).read_text()) if out is not None and Path(out).is_file() else []
+    saved = {}  # the rows already in ``out``, by case
+    if out is not None and Path(out).is_file():
+        saved = {(r.get("codec"), r.get("variant")): r for r in json.loads(Path(out).read_text())}
     rows = []
     cases = [(codec, variant) for codec in codecs for variant in variants]
     for codec, variant in tqdm(cases, desc="benchmark", disable=not show_progress(progress)):
-        done = [r for r in saved if (r.get("codec"), r.get("variant")) == (codec, variant)]
-        if done and done[0].get("settings") == settings and "error" not in done[0]:
-            rows.append(done[0])
+        done = saved.get((codec, variant))
+        if done and done.get("settings") == settings and "error" not in done:
+            rows.append(done)
             continue
         if variant == "cudagraphs" and dev.type != "cuda":
             row = {"codec": codec, "variant": variant, "skipped": "needs a CUDA device"}
@@ -244,7 +246,7 @@ def training_suite(
             torch.cuda.empty_cache()
         if out is not None:
             measured = {(r["codec"], r["variant"]) for r in rows}
-            kept = [r for r in saved if (r.get("codec"), r.get("variant")) not in measured]
+            kept = [r for case, r in saved.items() if case not in measured]
             write_json(Path(out), kept + rows)
     return rows
 

@@ -187,7 +187,7 @@ def _lower_bound_grad(ctx, grad):
 lower_bound.register_autograd(_lower_bound_grad, setup_context=_save_inputs)
 
 
-def _batch_first(info, in_dims, *tensors) -> list[torch.Tensor]:
+def _batch_first(in_dims, *tensors) -> list[torch.Tensor]:
     """The operands of a batched elementwise op with the vmap axis first and as many dimensions
     each, so that they broadcast as their unbatched samples do (aligned on the right)."""
     ndim = 1 + max(t.dim() - (d is not None) for t, d in zip(tensors, in_dims, strict=True))
@@ -199,11 +199,11 @@ def _batch_first(info, in_dims, *tensors) -> list[torch.Tensor]:
 
 
 def _batched_lower_bound(info, in_dims, x, bound):
-    return lower_bound(*_batch_first(info, in_dims, x, bound)), 0
+    return lower_bound(*_batch_first(in_dims, x, bound)), 0
 
 
 def _batched_lower_bound_backward(info, in_dims, grad, x, bound):
-    return _lower_bound_backward(*_batch_first(info, in_dims, grad, x, bound)), 0
+    return _lower_bound_backward(*_batch_first(in_dims, grad, x, bound)), 0
 
 
 lower_bound.register_vmap(_batched_lower_bound)

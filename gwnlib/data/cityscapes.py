@@ -220,8 +220,7 @@ def colour_jitter(image: torch.Tensor, generator: torch.Generator) -> torch.Tens
 
 
 def _check_epoch(epoch: int) -> int:
-    check_int("epoch", epoch, low=0)
-    return int(epoch)
+    return check_int("epoch", epoch, low=0)
 
 
 # --------------------------------------------------------------------------------------------
