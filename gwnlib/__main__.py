@@ -34,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     bench = commands.add_parser("bench", help="measure throughput (see gwnlib.bench)")
     bench.add_argument(
-        "what", choices=["synthetic", "train"], help="source batches, or the training step"
+        "what",
+        choices=["synthetic", "train", "report"],
+        help="source batches, the training step, or a report of saved training rows",
+    )
+    bench.add_argument(
+        "files", nargs="*", help="report: JSON files of rows (bench train --out FILE)"
     )
     bench.add_argument(
         "--codec",
@@ -92,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bench(args) -> int:
-    import torch
-
-    from gwnlib.bench import VARIANTS, synthetic_batches, training_suite
+    from gwnlib.bench import VARIANTS, report, synthetic_batches, training_suite
     from gwnlib.codecs import CODECS
 
+    if args.what == "report":
+        return _bench_report(args.files)
+    if args.files:
+        print(f"error: files are for 'bench report', not 'bench {args.what}'", file=sys.stderr)
+        return 2
     if args.what == "synthetic":
         rows = [synthetic_batches(args.batch_size, args.device, args.side)]
     else:
@@ -127,21 +135,12 @@ def _bench(args) -> int:
             warmup=args.warmup,
             out=args.out,
         )
-    for row in rows:
-        if "error" in row or "skipped" in row:
-            reason = row.get("error", row.get("skipped"))
-            print(f"{row['codec']:>12} {row['variant']:>13}: {reason}")
-        elif args.what == "train":
-            print(
-                f"{row['codec']:>12} {row['variant']:>13} x{row['points']} {row['amp']}: "
-                f"{row['samples_per_s']:9.1f} samples/s {row['steps_per_s']:7.3f} steps/s "
-                f"peak {row['peak_memory_gib']:.2f} GiB"
-            )
-        else:
+    if args.what == "train":
+        print(report(rows))
+    else:
+        for row in rows:
             for key, value in row.items():
                 print(f"{key:>14}: {value}")
-    if rows and "hardware" in rows[0]:
-        print(f"hardware: {rows[0]['hardware']}; torch {torch.__version__}")
     if args.out and args.what == "synthetic":  # the training suite writes as it goes
         from pathlib import Path
 
@@ -161,7 +160,9 @@ def _add_sweep_parser(commands) -> None:
     sweep.add_argument("name", choices=sorted(SWEEPS), help="which chapter's sweep")
     sweep.add_argument("--preset", default="smoke", help=f"one of {', '.join(PRESETS)}")
     sweep.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
-    sweep.add_argument("--executor", default="sequential", choices=EXECUTORS)
+    sweep.add_argument(
+        "--executor", default=None, choices=EXECUTORS, help="default: sequential (or --budget's)"
+    )
     sweep.add_argument("--workers", type=int, default=None, help="processes (executor pool)")
     sweep.add_argument(
         "--where",
@@ -173,6 +174,18 @@ def _add_sweep_parser(commands) -> None:
     sweep.add_argument("--root", default=None, help="run directories (default: GWN_RUNS_DIR)")
     sweep.add_argument("--amp", default="auto", choices=AMP_MODES)
     sweep.add_argument("--compile", action="store_true", help="torch.compile the codec")
+    sweep.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="train only the pending points that fit SECONDS on this device, fused or one after "
+        "another (gwnlib.bench.plan), from the throughputs in --bench; points already in the "
+        "committed results are skipped",
+    )
+    sweep.add_argument(
+        "--bench", default=None, metavar="FILE", help="benchmark rows (bench train --out FILE)"
+    )
     sweep.add_argument(
         "--channels-last", action="store_true", help="train in channels-last (NHWC) memory"
     )
@@ -227,6 +240,30 @@ def _number_or_text(value: str):
     return value
 
 
+def _bench_report(files: list[str]) -> int:
+    """Print saved training-benchmark rows, with the synthetic paper sweep's cost when they
+    cover the synthetic source at the paper's size."""
+    import json
+    from pathlib import Path
+
+    from gwnlib.bench import report
+    from gwnlib.sweep import named
+
+    if not files:
+        print("error: bench report needs one or more JSON files of rows", file=sys.stderr)
+        return 2
+    for name in files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"error: no such file: {path}", file=sys.stderr)
+            return 2
+        rows = json.loads(path.read_text())
+        paper_size = any("synthetic paper size" in row.get("benchmark", "") for row in rows)
+        print(f"{path}:")
+        print(report(rows, named("synthetic", "paper") if paper_size else None))
+    return 0
+
+
 def _sweep(args) -> int:
     from gwnlib.sweep import named
 
@@ -247,6 +284,11 @@ def _sweep(args) -> int:
         where = _parse_where(args.where)
         if where:
             sweep = sweep.select(**where)
+        if args.budget is not None:
+            sweep, args.executor = _budgeted(sweep, args)
+        elif args.bench is not None:
+            raise ValueError("--bench is read only with --budget")
+        args.executor = args.executor or "sequential"
         if args.list:
             print(sweep.status().to_string(index=False))
             if args.export is not None:  # the finished points, nothing trained
@@ -302,6 +344,52 @@ def _sweep(args) -> int:
     if args.export is not None:
         _export(sweep, args.export)
     return 0
+
+
+def _budgeted(sweep, args):
+    """``sweep`` cut to the points :func:`gwnlib.bench.plan` says fit ``--budget`` seconds on
+    this device, and the executor it chose; the plan is printed. Points whose results are
+    already committed are left out."""
+    import json
+    from pathlib import Path
+
+    from gwnlib.bench import plan
+    from gwnlib.runtime import device, hardware
+
+    if args.executor is not None:
+        raise ValueError(
+            "--budget chooses the executor itself (fused or sequential); drop --executor"
+        )
+    if args.bench is None:
+        raise ValueError("--budget needs --bench FILE: the throughputs measured on this device")
+    if not args.budget > 0:
+        raise ValueError(f"--budget must be a number of seconds > 0; got {args.budget}")
+    path = Path(args.bench)
+    if not path.is_file():
+        raise ValueError(f"--bench: no such file: {path}")
+    here = hardware(device(args.device))
+    size = f"{sweep.dataset} {sweep.preset} size"
+    rows = [
+        row
+        for row in json.loads(path.read_text())
+        if row.get("hardware") == here and size in row.get("benchmark", "")
+    ]
+    if not rows:
+        raise ValueError(f"{path} has no rows measured on {here} at the {size}: run `bench train "
+                         f"--device {args.device} --out {path}` here first")  # fmt: skip
+    # Points the committed results already hold were finished on another machine (an earlier
+    # lease, whose run directories are gone): not worth the budget again.
+    committed = sweep.load()
+    done = set() if committed is None else set(committed.key)
+    pending = [config for config in sweep.pending() if config.key not in done]
+    if done:
+        print(f"{len(done)} point(s) already in {sweep.results_file()}: not trained again")
+    if not pending:
+        print("plan: every point is finished; nothing to train", flush=True)
+        return sweep.select(key=[]), "sequential"
+    chosen = plan(pending, rows, args.budget)
+    print(f"plan for {args.budget:.0f} s: {chosen}", flush=True)
+    return sweep.select(key=[config.key for config in chosen.configs]), chosen.executor
 
 
 def _export(sweep, folder: str) -> None:

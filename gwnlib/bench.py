@@ -253,12 +253,70 @@ def training_suite(
 
 def speedups(rows: list[dict], baseline: str = "authors") -> dict:
     """Samples/s of each (codec, variant) over the ``baseline`` variant of the same codec."""
-    base = {r["codec"]: r["samples_per_s"] for r in rows if r.get("variant") == baseline}
+    base = {
+        r["codec"]: r["samples_per_s"]
+        for r in rows
+        if r.get("variant") == baseline and "samples_per_s" in r
+    }
     return {
         (r["codec"], r["variant"]): r["samples_per_s"] / base[r["codec"]]
         for r in rows
         if "samples_per_s" in r and r["codec"] in base
     }
+
+
+def fastest(rows: list[dict]) -> dict[str, dict]:
+    """Each codec's fastest measured row (most samples/s; a fused row counts all its points)."""
+    best: dict[str, dict] = {}
+    for row in rows:
+        if "samples_per_s" not in row:
+            continue
+        if row["samples_per_s"] > best.get(row["codec"], {}).get("samples_per_s", 0.0):
+            best[row["codec"]] = row
+    return best
+
+
+def report(rows: list[dict], sweep=None) -> str:
+    """A benchmark's rows as a text table: samples/s, steps/s, peak memory and the speed-up over
+    the ``authors`` variant of the same codec, failed and skipped cases with their reason; then
+    the hardware and, given a ``sweep`` (e.g. ``named("synthetic", "paper")``), what it costs at
+    each codec's fastest variant (:func:`sweep_cost`: every point to its last epoch)."""
+    ratio = speedups(rows)
+    lines = [
+        f"{'codec':>12} {'variant':>13} {'pts':>3} {'amp':>4} {'samples/s':>10} "
+        f"{'steps/s':>8} {'peak GiB':>8} {'vs authors':>10}"
+    ]
+    for row in rows:
+        if "samples_per_s" not in row:
+            reason = row.get("error", row.get("skipped", "not measured"))
+            lines.append(f"{row['codec']:>12} {row['variant']:>13}: {reason}")
+            continue
+        times = ratio.get((row["codec"], row["variant"]))
+        lines.append(
+            f"{row['codec']:>12} {row['variant']:>13} {row['points']:>3} {row['amp']:>4} "
+            f"{row['samples_per_s']:10.1f} {row['steps_per_s']:8.3f} "
+            f"{row['peak_memory_gib']:8.2f} {'' if times is None else f'{times:9.2f}x':>10}"
+        )
+    measured = [row for row in rows if "hardware" in row]
+    if measured:
+        lines.append(f"hardware: {measured[0]['hardware']}; torch {measured[0]['torch']}")
+    if sweep is not None:
+        best = fastest(rows)
+        missing = sorted({c.codec for c in sweep.configs()} - set(best))
+        if missing:
+            lines.append(f"{sweep.name} {sweep.preset} sweep: no throughput yet for "
+                         f"{', '.join(missing)}")  # fmt: skip
+        else:
+            cost = sweep_cost(sweep, {c: r["samples_per_s"] for c, r in best.items()})
+            each = ", ".join(
+                f"{row.codec} {row.hours:.2f} h ({best[row.codec]['variant']})"
+                for row in cost.itertuples()
+            )
+            lines.append(
+                f"{sweep.name} {sweep.preset} sweep at each codec's fastest variant, every point "
+                f"to its last epoch (an upper bound): {cost.hours.sum():.2f} h = {each}"
+            )
+    return "\n".join(lines)
 
 
 def step_flops(
@@ -287,14 +345,21 @@ def step_flops(
     return counter.get_total_flops() / samples
 
 
+def point_samples(config) -> int:
+    """The training samples of one run that goes to its ``max_epochs``: epochs x micro-batches
+    per epoch x batch (validation adds about ``val_steps / (3 train_steps)`` of forward work)."""
+    from gwnlib.experiments import Experiment
+
+    steps = Experiment(config, torch.device("cpu")).steps("train")
+    return config.max_epochs * steps * config.batch_size
+
+
 def sweep_cost(sweep, samples_per_s: dict[str, float]) -> pd.DataFrame:
     """What a sweep costs when every point trains to its ``max_epochs``: an upper bound, since
     early stopping ends most points sooner. One row per codec: its points, the training samples
-    they see (epochs x steps x batch; validation adds about ``val_steps / (3 train_steps)``
-    more) and the hours at ``samples_per_s[codec]``, a measured or assumed throughput."""
+    they see (:func:`point_samples`) and the hours at ``samples_per_s[codec]``, a measured or
+    assumed throughput."""
     import pandas as pd
-
-    from gwnlib.experiments import Experiment
 
     rows = {}
     for config in sweep.configs():
@@ -302,14 +367,79 @@ def sweep_cost(sweep, samples_per_s: dict[str, float]) -> pd.DataFrame:
             known = ", ".join(sorted(samples_per_s))
             raise ValueError(f"samples_per_s has no throughput for codec {config.codec!r}; "
                              f"it has {known}")  # fmt: skip
-        steps = Experiment(config, torch.device("cpu")).steps("train")
         row = rows.setdefault(config.codec, {"codec": config.codec, "points": 0, "samples": 0})
         row["points"] += 1
-        row["samples"] += config.max_epochs * steps * config.batch_size
+        row["samples"] += point_samples(config)
     table = pd.DataFrame(list(rows.values()))
     table["samples_per_s"] = table.codec.map(samples_per_s)
     table["hours"] = table.samples / table.samples_per_s / 3600
     return table
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to train in a time budget (:func:`plan`): the executor, the points, the predicted
+    seconds (every point to its last epoch) and whether they fit the budget."""
+
+    executor: str
+    configs: tuple
+    seconds: float
+    fits: bool
+
+    def __str__(self) -> str:
+        codec = self.configs[0].codec
+        labels = "; ".join(config.label() for config in self.configs)
+        verdict = "fits" if self.fits else "does NOT fit: only early stopping can finish it"
+        return (f"{self.executor} {len(self.configs)} {codec} point(s) ({labels}): "
+                f"{self.seconds:.0f} s predicted to their last epoch, {verdict}")  # fmt: skip
+
+
+def plan(pending: list, rows: list[dict], seconds: float) -> Plan:
+    """The points of ``pending`` (run configs) that one device can finish in ``seconds``, from
+    the benchmark ``rows`` measured on it (:func:`training_suite` at the runs' size).
+
+    Every point is costed to its last epoch (:func:`point_samples`), an upper bound. For each
+    codec, two options: one fused group of up to the ``fused`` row's points, at that row's
+    samples/s (a smaller group is not assumed faster), or ``eager`` runs one after another, as
+    many as fit. The option that finishes the most points wins, then the quicker one. When
+    nothing fits, the quickest single point, which only early stopping can finish in time.
+    Points are taken in ``pending``'s order; ``fused`` groups never mix codecs."""
+    if not pending:
+        raise ValueError("pending holds no points: nothing to plan")
+    rates: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        if "samples_per_s" in row and row["variant"] in ("eager", "fused"):
+            rates.setdefault(row["codec"], {})[row["variant"]] = row
+    by_codec: dict[str, list] = {}
+    for config in pending:
+        by_codec.setdefault(config.codec, []).append(config)
+    missing = sorted(codec for codec in by_codec if "eager" not in rates.get(codec, {}))
+    if len(missing) == len(by_codec):
+        raise ValueError(f"the benchmark rows have no 'eager' throughput for {', '.join(missing)}: "
+                         "run `bench train` for them first")  # fmt: skip
+    options = []
+    for codec, configs in by_codec.items():
+        if codec in missing:
+            continue
+        work = [point_samples(config) for config in configs]
+        eager = rates[codec]["eager"]["samples_per_s"]
+        count, used = 0, 0.0
+        while count < len(configs) and used + work[count] / eager <= seconds:
+            used += work[count] / eager
+            count += 1
+        if count:
+            options.append(Plan("sequential", tuple(configs[:count]), used, True))
+        else:  # not even one run fits: only early stopping could finish one
+            options.append(Plan("sequential", tuple(configs[:1]), work[0] / eager, False))
+        fused = rates[codec].get("fused")
+        if fused is not None and len(configs) > 1:
+            size = min(fused["points"], len(configs))
+            group = tuple(configs[:size])
+            # One point's share of the group's rate, as measured at the row's full size.
+            needed = max(work[:size]) * fused["points"] / fused["samples_per_s"]
+            if needed <= seconds:
+                options.append(Plan("fused", group, needed, True))
+    return max(options, key=lambda p: (p.fits, p.fits * len(p.configs), -p.seconds))
 
 
 def _fused_step(config, dev, bf16, points, x, t1, t2, compile=False):

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -451,6 +452,53 @@ def test_a_stopped_benchmark_keeps_its_rows_and_goes_on_from_them(tmp_path, monk
         ("independent", "1"),
         ("joint", "2"),
     ]
+
+
+def test_a_partial_benchmark_reports_what_it_measured(tmp_path, capsys):
+    """A lease's benchmark file may stop part-way or hold failed cases: the speed-ups, the
+    fastest variant per codec and the report (``bench report FILE``) use the measured rows only,
+    and the sweep's cost appears once every codec has a throughput."""
+    from gwnlib.__main__ import main
+    from gwnlib.bench import fastest, report, speedups
+    from gwnlib.sweep import named
+
+    def row(codec, variant, rate, points=1):
+        return {"codec": codec, "variant": variant, "points": points, "amp": "bf16",
+                "samples_per_s": rate, "steps_per_s": rate / 100 / points,
+                "peak_memory_gib": 1.0, "hardware": "GPU: stand-in", "torch": "2.x",
+                "benchmark": "training step, joint codec, synthetic paper size"}  # fmt: skip
+
+    rows = [
+        {"codec": "shared", "variant": "authors", "error": "RuntimeError: out of memory"},
+        row("shared", "eager", 300.0),
+        row("joint", "authors", 100.0),
+        row("joint", "fused", 450.0, points=5),
+        row("joint", "eager", 200.0),
+        {"codec": "joint", "variant": "cudagraphs", "skipped": "needs a CUDA device"},
+    ]
+    assert speedups(rows) == {("joint", "authors"): 1.0, ("joint", "fused"): 4.5,
+                              ("joint", "eager"): 2.0}  # fmt: skip
+    assert {codec: r["variant"] for codec, r in fastest(rows).items()} == {
+        "shared": "eager",
+        "joint": "fused",
+    }
+    text = report(rows, named("synthetic", "paper"))
+    assert "RuntimeError: out of memory" in text and "needs a CUDA device" in text
+    assert re.search(r"joint +fused +5 bf16 +450\.0 +0\.900 +1\.00 +4\.50x", text)
+    assert "no throughput yet for combined, independent, separated" in text
+    everyone = rows + [row(c, "eager", 100.0) for c in ("independent", "separated", "combined")]
+    paper_sweep = named("synthetic", "paper")
+    hours = report(everyone, paper_sweep).splitlines()[-1]
+    per_point = 100 * 1000 * 100  # epochs x steps x batch
+    total = (5 * per_point / 450 + 5 * per_point / 100 + 15 * per_point / 300
+             + 30 * per_point / 100) / 3600  # fmt: skip
+    assert f"{total:.2f} h = " in hours and "joint 30.86 h (fused)" in hours
+    path = tmp_path / "bench-stand-in.json"
+    path.write_text(json.dumps(everyone))
+    assert main(["bench", "report", str(path)]) == 0
+    assert hours in capsys.readouterr().out
+    assert main(["bench", "report", str(tmp_path / "missing.json")]) == 2
+    assert main(["bench", "train", str(path)]) == 2  # files are for 'report' only
 
 
 def test_step_flops_are_per_sample_and_agree_with_a_hand_count():
