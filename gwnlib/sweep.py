@@ -123,8 +123,8 @@ class Sweep:
     """A grid of runs of one dataset under one preset.
 
     ``grid``: see :func:`expand`; ``settings``: fixed overrides for every point (e.g.
-    ``{"max_epochs": 5}``); ``where``: keep only points whose settings take these values (a value
-    or a list of values per name); ``root``: where run directories live
+    ``{"max_epochs": 5}``); ``where``: keep only points whose settings (or ``key``) take these
+    values (a value or a list of values per name); ``root``: where run directories live
     (default :func:`gwnlib.runtime.runs_dir`); ``name``: the results file's stem.
     """
 
@@ -303,10 +303,10 @@ def _as_list(value) -> list:
 
 
 def _matches(config: RunConfig, where: dict) -> bool:
-    values = config.to_dict()
+    values = {**config.to_dict(), "key": config.key}
     for name, wanted in where.items():
         if name not in values:
-            raise ValueError(f"cannot select on {name!r}: not a run setting")
+            raise ValueError(f"cannot select on {name!r}: not a run setting or 'key'")
         if values[name] not in _as_list(wanted):
             return False
     return True

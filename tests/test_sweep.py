@@ -276,3 +276,84 @@ def test_the_command_line_runs_lists_and_exports(tmp_path, capsys):
 def test_the_command_line_reports_bad_options(tmp_path, capsys, extra, message):
     assert main(["sweep", "synthetic", "--root", str(tmp_path), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def bench_row(codec, variant, samples_per_s, points=1, size="synthetic smoke size", where=None):
+    """A benchmark row as ``bench.training`` writes it, measured on this CPU (or ``where``)."""
+    from gwnlib.runtime import hardware
+
+    return {"codec": codec, "variant": variant, "points": points,
+            "samples_per_s": samples_per_s, "hardware": where or hardware(torch.device("cpu")),
+            "benchmark": f"training step, {codec} codec, {size}"}  # fmt: skip
+
+
+def test_a_plan_finishes_the_most_points_a_budget_allows():
+    """``bench.plan``: every point costed to its last epoch; one fused group at the ``fused``
+    row's rate, or eager runs one after another; the most finished points win, then the
+    quickest; with nothing that fits, the quickest single point, marked as not fitting."""
+    from gwnlib.bench import plan, point_samples
+
+    joint = named("synthetic", "paper").select(codec="joint").configs()
+    work = point_samples(joint[0])
+    assert work == 100 * 1000 * 100  # Table 1: 100 epochs of 1,000 steps of 100 samples
+    rows = [bench_row("joint", "eager", 1e5), bench_row("joint", "fused", 3e5, points=5),
+            bench_row("shared", "eager", 2e4), {"codec": "shared", "variant": "fused",
+                                                "error": "OutOfMemoryError"}]  # fmt: skip
+    fused = plan(joint, rows, 200)  # a group of 5 needs 5 x 1e7 / 3e5 = 167 s
+    assert (fused.executor, fused.configs, fused.fits) == ("fused", tuple(joint), True)
+    assert fused.seconds == pytest.approx(5 * work / 3e5)
+    assert "fused 5 joint point(s)" in str(fused) and "fits" in str(fused)
+    two = plan(joint, rows, 150)  # no group fits; 100 s per eager run
+    assert (two.executor, two.configs, two.seconds) == ("sequential", tuple(joint[:1]), 100)
+    eager_only = [row for row in rows if row["variant"] == "eager"]
+    assert plan(joint, eager_only, 250).configs == tuple(joint[:2])  # 2 x 100 s
+    none = plan(joint, rows, 50)
+    assert (none.executor, none.configs, none.fits) == ("sequential", tuple(joint[:1]), False)
+    assert "does NOT fit" in str(none)
+    everything = named("synthetic", "paper").select(codec=["shared", "joint"]).configs()
+    assert plan(everything, rows, 200).configs[0].codec == "joint"  # the quicker codec
+    shared_only = [c for c in everything if c.codec == "shared"]
+    assert plan(shared_only, rows, 600).configs == tuple(shared_only[:1])  # 500 s per run
+    with pytest.raises(ValueError, match="no 'eager' throughput for joint"):
+        plan(joint, rows[1:], 200)
+    with pytest.raises(ValueError, match="no points"):
+        plan([], rows, 200)
+
+
+def test_the_command_line_trains_what_a_budget_allows(tmp_path, capsys, monkeypatch):
+    """``sweep ... --budget SECONDS --bench FILE``: the plan is made from rows measured on this
+    device at the sweep's size, points the committed results hold are left out, and only the
+    chosen points train, with the executor the plan chose."""
+    smoke = named("synthetic", "smoke").select(codec="joint", eta=[0.1, 1.0]).configs()
+    work = train.Experiment(smoke[0], "cpu").steps("train") * smoke[0].batch_size * 2
+    bench = tmp_path / "bench.json"
+    rows = [bench_row("joint", "eager", work / 100), bench_row("joint", "fused", work / 10, 5),
+            bench_row("joint", "eager", 1e9, size="synthetic paper size"),
+            bench_row("joint", "eager", 1e9, where="GPU: another machine")]  # fmt: skip
+    bench.write_text(json.dumps(rows))
+    results = tmp_path / "results"
+    monkeypatch.setenv("GWN_RESULTS_DIR", str(results))
+    args = ["sweep", "synthetic", "--where", "codec=joint", "--where", "eta=0.1,1.0", "--root",
+            str(tmp_path / "runs"), "--device", "cpu", "--bench", str(bench)]  # fmt: skip
+    # 100 s per eager run, a fused group of 2 in 2 x 50 s: 120 s fit the group.
+    assert main([*args, "--budget", "120", "--export"]) == 0
+    out = capsys.readouterr().out
+    assert "plan for 120 s: fused 2 joint point(s)" in out and "2 of 2 point(s)" in out
+    metrics = [json.loads(p.read_text()) for p in (tmp_path / "runs").rglob("metrics.json")]
+    assert sorted(m["eta"] for m in metrics) == [0.1, 1.0]
+    assert all(m["fused_points"] == 2 for m in metrics)
+    # On a fresh machine (no run directories), the committed points are not trained again.
+    assert main([*args, "--root", str(tmp_path / "fresh"), "--budget", "120"]) == 0
+    assert "every point is finished; nothing to train" in capsys.readouterr().out
+    assert not list((tmp_path / "fresh").rglob("metrics.json"))
+    for extra, message in [
+        (["--budget", "120", "--executor", "fused"], "--budget chooses the executor"),
+        (["--budget", "0"], "--budget must be a number of seconds > 0"),
+        (["--budget", "120", "--preset", "short"], "no rows measured on CPU"),
+    ]:
+        assert main([*args, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert main([a for a in args if a != str(bench) and a != "--bench"] + ["--budget", "9"]) == 2
+    assert "--budget needs --bench FILE" in capsys.readouterr().err
+    assert main([*args]) == 2
+    assert "--bench is read only with --budget" in capsys.readouterr().err
