@@ -147,3 +147,59 @@ def test_the_gpu_script_carries_the_locked_versions_and_runs_a_step_here(tmp_pat
     rows = json.loads((tmp_path / "out" / "bench-try.json").read_text())
     assert [(r["codec"], r["variant"]) for r in rows] == [("joint", "eager")]
     assert sorted((ROOT / "book" / "results").iterdir()) == before
+
+
+def test_a_gpu_lease_runs_every_step_within_its_time_here(tmp_path):
+    """``bash .ci/gpu lease SECONDS`` is the whole GPU work of one short device call: tests,
+    the benchmark's missing cases, the sweep's points that its rates say fit the time left, and
+    the collection. Tried on the CPU at a tiny size: each step runs within its own time,
+    everything comes back in $OUT (at most 8 files, as a device call returns), and nothing is
+    written into the book's results."""
+    import json
+    import os
+    import subprocess
+    import tarfile
+    import time
+    from pathlib import Path
+
+    import pandas as pd
+    import torch
+
+    from gwnlib.runtime import hardware
+
+    out = tmp_path / "out"
+    out.mkdir()
+    # The Joint rates the plan needs, as if an earlier lease had measured them (the benchmark
+    # step below has time for some Shared cases only).
+    joint = {"codec": "joint", "variant": "eager", "points": 1, "samples_per_s": 50.0,
+             "steps_per_s": 6.25, "amp": "fp32", "peak_memory_gib": 1.0, "torch": "2.x",
+             "hardware": hardware(torch.device("cpu")),
+             "benchmark": "training step, joint codec, synthetic smoke size"}  # fmt: skip
+    (out / "bench-try.json").write_text(json.dumps([joint]))
+    env = {**os.environ, "OUT": str(out), "DEVICE": "cpu", "PYTHON": sys.executable,
+           "GWN_RUNS_DIR": str(tmp_path / "runs"), "LEASE_CHECK": "0", "LEASE_BENCH": "20",
+           "LEASE_COLLECT": "20", "SWEEP_PRESET": "smoke",
+           "SWEEP_ARGS": "--where codec=joint --where eta=0.1",
+           "BENCH_ARGS": "--preset smoke --windows 1 --steps 1 --warmup 1"}  # fmt: skip
+    before = sorted((ROOT / "book" / "results").iterdir())
+    started = time.monotonic()
+    run = subprocess.run(["bash", str(ROOT / ".ci" / "gpu"), "lease", "110"], env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    seconds = time.monotonic() - started
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert seconds < 110 + 15, seconds
+    log = (out / "lease.log").read_text()
+    for step in ("== setup", "== bench shared: authors,", "== sweep synthetic smoke", "== collect"):
+        assert step in log, step
+    assert "== check" not in log  # LEASE_CHECK=0 skips it
+    assert "plan for " in log and "sequential 1 joint point(s)" in log, log[-2000:]
+    assert len(list(out.iterdir())) <= 8
+    rows = json.loads((out / "bench-try.json").read_text())
+    assert rows[0] == joint and (rows[1]["codec"], rows[1]["variant"]) == ("shared", "authors")
+    points = pd.read_csv(out / "synthetic-smoke.csv")
+    assert list(points.codec) == ["joint"] and list(points.eta) == [0.1]
+    with tarfile.open(out / "runs-smoke.tar.gz") as archive:
+        names = archive.getnames()
+    assert sorted(Path(n).name for n in names) == ["config.json", "history.csv", "metrics.json"]
+    assert "samples/s" in run.stdout  # the benchmark's report closes the output
+    assert sorted((ROOT / "book" / "results").iterdir()) == before
