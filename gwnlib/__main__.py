@@ -353,7 +353,7 @@ def _budgeted(sweep, args):
     import json
     from pathlib import Path
 
-    from gwnlib.bench import plan
+    from gwnlib.bench import FINISH_SECONDS, plan
     from gwnlib.runtime import device, hardware
 
     if args.executor is not None:
@@ -387,7 +387,7 @@ def _budgeted(sweep, args):
     if not pending:
         print("plan: every point is finished; nothing to train", flush=True)
         return sweep.select(key=[]), "sequential"
-    chosen = plan(pending, rows, args.budget)
+    chosen = plan(pending, rows, args.budget, finish=FINISH_SECONDS)
     print(f"plan for {args.budget:.0f} s: {chosen}", flush=True)
     return sweep.select(key=[config.key for config in chosen.configs]), chosen.executor
 

@@ -394,11 +394,18 @@ class Plan:
                 f"{self.seconds:.0f} s predicted to their last epoch, {verdict}")  # fmt: skip
 
 
-def plan(pending: list, rows: list[dict], seconds: float) -> Plan:
+#: Seconds to finish one run after its last epoch, added to its training time by :func:`plan`:
+#: the test split and the real bits of ``real_bits_samples`` samples entropy-coded on the CPU
+#: (13-17 s at the synthetic paper size on a 2-core CPU), with a margin.
+FINISH_SECONDS = 30.0
+
+
+def plan(pending: list, rows: list[dict], seconds: float, finish: float = 0.0) -> Plan:
     """The points of ``pending`` (run configs) that one device can finish in ``seconds``, from
     the benchmark ``rows`` measured on it (:func:`training_suite` at the runs' size).
 
-    Every point is costed to its last epoch (:func:`point_samples`), an upper bound. For each
+    Every point is costed to its last epoch (:func:`point_samples`), an upper bound, plus
+    ``finish`` seconds (e.g. :data:`FINISH_SECONDS`) to evaluate and code it. For each
     codec, two options: one fused group of up to the ``fused`` row's points, at that row's
     samples/s (a smaller group is not assumed faster), or ``eager`` runs one after another, as
     many as fit. The option that finishes the most points wins, then the quicker one. When
@@ -424,19 +431,21 @@ def plan(pending: list, rows: list[dict], seconds: float) -> Plan:
         work = [point_samples(config) for config in configs]
         eager = rates[codec]["eager"]["samples_per_s"]
         count, used = 0, 0.0
-        while count < len(configs) and used + work[count] / eager <= seconds:
-            used += work[count] / eager
+        while count < len(configs) and used + work[count] / eager + finish <= seconds:
+            used += work[count] / eager + finish
             count += 1
         if count:
             options.append(Plan("sequential", tuple(configs[:count]), used, True))
         else:  # not even one run fits: only early stopping could finish one
-            options.append(Plan("sequential", tuple(configs[:1]), work[0] / eager, False))
+            alone = work[0] / eager + finish
+            options.append(Plan("sequential", tuple(configs[:1]), alone, False))
         fused = rates[codec].get("fused")
         if fused is not None and len(configs) > 1:
             size = min(fused["points"], len(configs))
             group = tuple(configs[:size])
-            # One point's share of the group's rate, as measured at the row's full size.
-            needed = max(work[:size]) * fused["points"] / fused["samples_per_s"]
+            # One point's share of the group's rate, as measured at the row's full size; the
+            # points are finished one after another.
+            needed = max(work[:size]) * fused["points"] / fused["samples_per_s"] + size * finish
             if needed <= seconds:
                 options.append(Plan("fused", group, needed, True))
     return max(options, key=lambda p: (p.fits, p.fits * len(p.configs), -p.seconds))

@@ -314,6 +314,13 @@ def test_a_plan_finishes_the_most_points_a_budget_allows():
     assert plan(everything, rows, 200).configs[0].codec == "joint"  # the quicker codec
     shared_only = [c for c in everything if c.codec == "shared"]
     assert plan(shared_only, rows, 600).configs == tuple(shared_only[:1])  # 500 s per run
+    finishing = plan(joint, rows, 200, finish=10.0)  # a group needs 167 + 5 x 10 s
+    assert (finishing.executor, finishing.configs, finishing.seconds) == (
+        "sequential",
+        tuple(joint[:1]),
+        100 + 10,
+    )
+    assert plan(joint, rows, 220, finish=10.0).executor == "fused"
     with pytest.raises(ValueError, match="no 'eager' throughput for joint"):
         plan(joint, rows[1:], 200)
     with pytest.raises(ValueError, match="no points"):
@@ -335,7 +342,8 @@ def test_the_command_line_trains_what_a_budget_allows(tmp_path, capsys, monkeypa
     monkeypatch.setenv("GWN_RESULTS_DIR", str(results))
     args = ["sweep", "synthetic", "--where", "codec=joint", "--where", "eta=0.1,1.0", "--root",
             str(tmp_path / "runs"), "--device", "cpu", "--bench", str(bench)]  # fmt: skip
-    # 100 s per eager run, a fused group of 2 in 2 x 50 s: 120 s fit the group.
+    # 100 s per eager run, a fused group of 2 in 50 s, and 30 s to finish each point: 120 s
+    # fit the group (110 s), not one eager run (130 s).
     assert main([*args, "--budget", "120", "--export"]) == 0
     out = capsys.readouterr().out
     assert "plan for 120 s: fused 2 joint point(s)" in out and "2 of 2 point(s)" in out
