@@ -119,6 +119,7 @@ def training(
     from gwnlib.experiments import Experiment, resolve
     from gwnlib.train import (
         ChannelsLastInputs,
+        CompiledCodec,
         _autocast,
         backward_step,
         check_options,
@@ -152,9 +153,9 @@ def training(
             model.to(memory_format=torch.channels_last)
             forward = ChannelsLastInputs(model)
         elif variant == "compile":
-            forward = torch.compile(model)
+            forward = CompiledCodec(model)
         elif variant == "cudagraphs":
-            forward = torch.compile(model, mode="reduce-overhead")
+            forward = CompiledCodec(model, mode="reduce-overhead")
 
         def step():
             output, _ = backward_step(forward, loss_fn, x, t1, t2, autocast)

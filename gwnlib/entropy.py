@@ -12,6 +12,8 @@ with the scale bounded below by 0.11 and the likelihood by 1e-9 (CompressAI's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from compressai.entropy_models import GaussianConditional
 from compressai.layers import MaskedConv2d
@@ -77,3 +79,24 @@ class LatentEntropyModel(nn.Module):
 def bits(likelihoods: torch.Tensor) -> torch.Tensor:
     """Information content in bits per sample: -sum log2 p over all but the batch axis."""
     return -torch.log2(likelihoods).flatten(1).sum(dim=1)
+
+
+def masked_convolutions(module: nn.Module) -> dict[str, MaskedConv2d]:
+    """CompressAI's masked convolutions inside ``module``, by qualified name."""
+    return {name: m for name, m in module.named_modules() if isinstance(m, MaskedConv2d)}
+
+
+def mask_weights(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """``weight *= mask`` in place for each (weight, mask), outside autograd.
+
+    CompressAI's ``MaskedConv2d.forward`` does this first (as ``weight.data = weight.data *
+    mask``) and then convolves. Doing it before the forward instead lets the layer run as a plain
+    convolution, with the same values and the same gradient: the plain convolution's, nonzero at
+    the masked positions (Table 1's gradient-norm clipping sees it; the next masking zeroes what
+    Adam puts there). ``torch.func.vmap`` cannot batch the ``.data`` reassignment, and
+    ``torch.compile`` traces it as a swap of the parameter for a tensor whose memory layout
+    Inductor chooses (channels-last before a CPU convolution), which torch 2.11's guards miss at
+    the next call (an Inductor stride assertion; pytorch/pytorch#136837)."""
+    with torch.no_grad():
+        for weight, mask in pairs:
+            weight.mul_(mask)

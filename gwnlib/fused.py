@@ -28,11 +28,11 @@ import time
 import types
 
 import torch
-from compressai.layers import MaskedConv2d
 from compressai.ops import LowerBound
 from torch import nn
 from tqdm.auto import tqdm
 
+from gwnlib.entropy import mask_weights, masked_convolutions
 from gwnlib.experiments import VISION, Experiment, RunConfig, settings_hash
 from gwnlib.files import remove_stale_temporaries, save_torch, write_json
 from gwnlib.losses import lagrangian
@@ -218,15 +218,15 @@ def _vmappable(template: nn.Module) -> list[str]:
     """Rewire ``template``'s CompressAI layers for ``functional_call`` under ``vmap`` and return
     the names of its masked convolutions. ``MaskedConv2d`` multiplies its weight by its mask in
     place at every call; the fused step masks the stacked weights itself before each forward
-    (same values, same gradients), and the template's layers become plain convolutions."""
-    masked = []
-    for name, module in template.named_modules():
-        if isinstance(module, MaskedConv2d):
-            module.forward = types.MethodType(nn.Conv2d.forward, module)
-            masked.append(name)
-        elif isinstance(module, LowerBound):
+    (:func:`gwnlib.entropy.mask_weights`: same values, same gradients), and the template's layers
+    become plain convolutions."""
+    masked = masked_convolutions(template)
+    for layer in masked.values():
+        layer.forward = types.MethodType(nn.Conv2d.forward, layer)
+    for module in template.modules():
+        if isinstance(module, LowerBound):
             module.forward = types.MethodType(_lower_bound_forward, module)
-    return masked
+    return list(masked)
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,9 +357,7 @@ class _FusedGroup:
 
     # -- the batched step -----------------------------------------------------------------------
     def _mask_weights(self) -> None:
-        with torch.no_grad():
-            for name in self.masked:
-                self.params[f"{name}.weight"].mul_(self.buffers[f"{name}.mask"])
+        mask_weights((self.params[f"{n}.weight"], self.buffers[f"{n}.mask"]) for n in self.masked)
 
     def _batched(self):
         """The step of every point at once: ``f(params, buffers, etas, betas, scale, x, t1, t2)``

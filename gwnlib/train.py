@@ -35,12 +35,14 @@ import io
 import json
 import math
 import time
+import types
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from gwnlib.entropy import mask_weights, masked_convolutions
 from gwnlib.experiments import Experiment, RunConfig, from_dict, resolve
 from gwnlib.files import atomic_write, remove_stale_temporaries, save_torch, write_json
 from gwnlib.runtime import check_int, hardware, runs_dir, show_progress
@@ -104,11 +106,11 @@ def fit(
     ``config``: a :class:`RunConfig`, its dict, or None to build one with
     ``resolve(**overrides)`` (e.g. ``fit(dataset="synthetic", preset="smoke", codec="joint")``).
     ``root``: where run directories live (default :func:`gwnlib.runtime.runs_dir`).
-    ``device``: as :func:`gwnlib.device`; ``amp``: one of :data:`AMP_MODES`; ``compile``: wrap
-    the codec in ``torch.compile`` for training; ``channels_last``: train with NHWC weights and
-    inputs (about 1.3x faster on a 2-core CPU for the coloured-MNIST codec); ``progress``: tqdm
-    bars with rates and distortions, refreshed every ``log_every`` steps (the only host
-    synchronisations in a step);
+    ``device``: as :func:`gwnlib.device`; ``amp``: one of :data:`AMP_MODES`; ``compile``: train
+    through ``torch.compile`` (:class:`CompiledCodec`); ``channels_last``: train with NHWC
+    weights and inputs (about 1.3x faster on a 2-core CPU for the coloured-MNIST codec);
+    ``progress``: tqdm bars with rates and distortions, refreshed every ``log_every`` steps (the
+    only host synchronisations in a step);
     None: on, unless ``GWN_PROGRESS=0`` (:func:`gwnlib.runtime.show_progress`).
 
     A finished run is not retrained: its ``metrics.json`` is returned. An interrupted one
@@ -190,7 +192,7 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
         codec.to(memory_format=torch.channels_last)
         train_step = ChannelsLastInputs(codec)
     if compile:
-        train_step = torch.compile(train_step)
+        train_step = CompiledCodec(train_step)
     autocast = _autocast(dev, use_bf16)
 
     epochs = tqdm(
@@ -378,6 +380,34 @@ class ChannelsLastInputs(torch.nn.Module):
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.codec(x, *rest)
+
+
+class CompiledCodec(torch.nn.Module):
+    """``torch.compile(model, **options)`` for a model with CompressAI masked convolutions: their
+    weights are masked in place before each call, outside the compiled region
+    (:func:`gwnlib.entropy.mask_weights`: the same values and gradients as CompressAI's layer),
+    and the compiled graph sees plain convolutions instead of the layer's ``.data``
+    reassignment, which torch 2.11's Inductor fails on at the second step. Called outside a
+    compiled graph (evaluation, entropy coding), the layers still run CompressAI's forward."""
+
+    def __init__(self, model: torch.nn.Module, **options):
+        super().__init__()
+        self.layers = list(masked_convolutions(model).values())
+        for layer in self.layers:
+            layer.forward = types.MethodType(_plain_when_compiled, layer)
+        self.compiled = torch.compile(model, **options)
+
+    def forward(self, *args, **kwargs):
+        mask_weights((layer.weight, layer.mask) for layer in self.layers)
+        return self.compiled(*args, **kwargs)
+
+
+def _plain_when_compiled(layer, x):
+    """A masked convolution's forward: a plain convolution in a graph that torch.compile
+    traces (:class:`CompiledCodec` has masked the weight), the layer's own forward elsewhere."""
+    if torch.compiler.is_compiling():
+        return torch.nn.Conv2d.forward(layer, x)
+    return type(layer).forward(layer, x)
 
 
 def rate_scale(config: RunConfig, step: int) -> float:

@@ -560,6 +560,38 @@ def test_a_gpu_run_trains_under_bf16_autocast_with_float32_rates(tmp_path):
     assert all(lik.dtype == torch.float32 for lik in out["likelihoods"].values())
 
 
+def test_a_compiled_codec_masks_its_convolutions_as_compressai_does():
+    """``CompiledCodec`` masks the weights before the graph, which convolves plainly (CompressAI's
+    ``.data`` reassignment failed under torch 2.11's Inductor at the second step): the same
+    values and gradients as CompressAI's layer, nonzero at the masked positions (clipping sees
+    them), the same state_dict, and the layer's own forward outside the graph."""
+    import copy
+
+    from gwnlib.entropy import LatentEntropyModel, bits
+
+    torch.manual_seed(0)
+    model = LatentEntropyModel(4)
+    with torch.no_grad():
+        model.context.weight.normal_()  # nonzero where masked, as after an Adam step
+    reference = copy.deepcopy(model)
+    compiled = train.CompiledCodec(model, backend="eager")  # dynamo's trace, no C++ build
+    y = torch.randn(2, 4, 6, 6).mul(3).round()
+    weight = model.context.weight
+    storage = weight.data_ptr()
+    bits(compiled(y)).sum().backward()
+    bits(reference(y)).sum().backward()
+    assert weight.data_ptr() == storage  # masked in place, no .data swap in the graph
+    for (name, p), q in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+    assert weight.grad[model.context.mask == 0].abs().sum() > 0
+    assert model.state_dict().keys() == reference.state_dict().keys()
+    with torch.no_grad():
+        weight.add_(1 - model.context.mask)  # nonzero again where masked
+    torch.testing.assert_close(model(y), reference(y))  # eager: CompressAI's forward masks
+    assert weight.data_ptr() != storage
+
+
 @pytest.mark.slow
 def test_a_compiled_run_matches_the_eager_run(tmp_path):
     # torch.compile on the CPU needs a C++ compiler and about a minute for the first graph.
