@@ -194,8 +194,9 @@ def test_a_gpu_lease_runs_every_step_within_its_time_here(tmp_path):
     assert "== check" not in log  # LEASE_CHECK=0 skips it
     assert "plan for " in log and "sequential 1 joint point(s)" in log, log[-2000:]
     assert len(list(out.iterdir())) <= 8
-    rows = json.loads((out / "bench-try.json").read_text())
-    assert rows[0] == joint and (rows[1]["codec"], rows[1]["variant"]) == ("shared", "authors")
+    # Shared's first case measured; the Joint row kept (or measured again, if time allowed).
+    cases = {(r["codec"], r["variant"]) for r in json.loads((out / "bench-try.json").read_text())}
+    assert {("shared", "authors"), ("joint", "eager")} <= cases
     points = pd.read_csv(out / "synthetic-smoke.csv")
     assert list(points.codec) == ["joint"] and list(points.eta) == [0.1]
     with tarfile.open(out / "runs-smoke.tar.gz") as archive:
