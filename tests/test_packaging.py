@@ -187,7 +187,7 @@ def test_a_gpu_lease_runs_every_step_within_its_time_here(tmp_path):
                          capture_output=True, text=True)  # fmt: skip
     seconds = time.monotonic() - started
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert seconds < 110 + 15, seconds
+    assert seconds < 110 + 30, seconds  # collecting is the only step without a timeout
     log = (out / "lease.log").read_text()
     for step in ("== setup", "== bench shared: authors,", "== sweep synthetic smoke", "== collect"):
         assert step in log, step
