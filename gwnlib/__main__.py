@@ -246,7 +246,7 @@ def _bench_report(files: list[str]) -> int:
     import json
     from pathlib import Path
 
-    from gwnlib.bench import report
+    from gwnlib.bench import measured_at, report
     from gwnlib.sweep import named
 
     if not files:
@@ -258,9 +258,8 @@ def _bench_report(files: list[str]) -> int:
             print(f"error: no such file: {path}", file=sys.stderr)
             return 2
         rows = json.loads(path.read_text())
-        paper_size = any("synthetic paper size" in row.get("benchmark", "") for row in rows)
         print(f"{path}:")
-        print(report(rows, named("synthetic", "paper") if paper_size else None))
+        print(report(rows, named("synthetic", "paper") if measured_at(rows) else None))
     return 0
 
 
@@ -353,7 +352,7 @@ def _budgeted(sweep, args):
     import json
     from pathlib import Path
 
-    from gwnlib.bench import FINISH_SECONDS, plan
+    from gwnlib.bench import FINISH_SECONDS, measured_at, plan
     from gwnlib.runtime import device, hardware
 
     if args.executor is not None:
@@ -368,15 +367,12 @@ def _budgeted(sweep, args):
     if not path.is_file():
         raise ValueError(f"--bench: no such file: {path}")
     here = hardware(device(args.device))
-    size = f"{sweep.dataset} {sweep.preset} size"
-    rows = [
-        row
-        for row in json.loads(path.read_text())
-        if row.get("hardware") == here and size in row.get("benchmark", "")
-    ]
+    rows = measured_at(json.loads(path.read_text()), sweep.dataset, sweep.preset)
+    rows = [row for row in rows if row.get("hardware") == here]
     if not rows:
-        raise ValueError(f"{path} has no rows measured on {here} at the {size}: run `bench train "
-                         f"--device {args.device} --out {path}` here first")  # fmt: skip
+        raise ValueError(f"{path} has no rows measured on {here} at the {sweep.dataset} "
+                         f"{sweep.preset} size: run `bench train --device {args.device} --out "
+                         f"{path}` here first")  # fmt: skip
     # Points the committed results already hold were finished on another machine (an earlier
     # lease, whose run directories are gone): not worth the budget again.
     committed = sweep.load()

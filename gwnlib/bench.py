@@ -178,7 +178,7 @@ def training(
     median = statistics.median(rates)
     fused_points = points if variant in FUSED_VARIANTS else 1
     return {
-        "benchmark": f"training step, {codec} codec, {dataset} {preset} size",
+        "benchmark": f"training step, {codec} codec, {_size(dataset, preset)}",
         "variant": variant,
         "codec": codec,
         "points": fused_points,
@@ -196,6 +196,15 @@ def training(
         "peak_memory_gib": _peak_memory_gib(dev),
         "windows": rates,
     }
+
+
+def _size(dataset: str, preset: str) -> str:
+    return f"{dataset} {preset} size"
+
+
+def measured_at(rows: list[dict], dataset: str = "synthetic", preset: str = "paper") -> list[dict]:
+    """The rows of :func:`training` runs at ``dataset``'s ``preset`` size (their ``benchmark``)."""
+    return [row for row in rows if _size(dataset, preset) in row.get("benchmark", "")]
 
 
 def training_suite(
