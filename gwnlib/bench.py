@@ -114,8 +114,9 @@ def training(
 ) -> dict:
     """Training throughput of one codec at a preset's size under ``variant`` (:data:`VARIANTS`):
     samples/s (for ``fused``: summed over its ``points`` points) and steps/s, the median of
-    ``windows`` timed windows of ``steps`` steps after ``warmup`` steps, and the peak memory
-    (CUDA: allocated by PyTorch; CPU: the process's peak resident set, which only grows)."""
+    ``windows`` timed windows of ``steps`` steps after ``warmup`` steps, and the peak memory of
+    the timed windows (CUDA: allocated by PyTorch; CPU: the process's peak resident set, reset
+    after the warm-up where Linux allows it, :func:`_reset_peak_memory`)."""
     from gwnlib.experiments import Experiment, resolve
     from gwnlib.train import (
         ChannelsLastInputs,
@@ -166,8 +167,7 @@ def training(
     for _ in range(warmup):
         step()
     _synchronize(dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
+    _reset_peak_memory(dev)
     rates = []
     for _ in range(windows):
         start = time.perf_counter()
@@ -495,7 +495,24 @@ def _tf32_settings(dev: torch.device) -> str:
     return ", ".join(f"{name} {'on' if on else 'off'}" for name, on in allowed.items())
 
 
+def _reset_peak_memory(dev: torch.device) -> None:
+    """Start a new peak: CUDA's allocator statistics, or on a CPU the process's resident-set
+    high-water mark (Linux: writing 5 to ``/proc/self/clear_refs``; elsewhere the peak keeps the
+    whole process's, so a suite's later rows may report an earlier case's peak)."""
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def _peak_memory_gib(dev: torch.device) -> float:
     if dev.type == "cuda":
         return torch.cuda.max_memory_allocated(dev) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    try:  # the high-water mark since the last reset (Linux)
+        status = Path("/proc/self/status").read_text().splitlines()
+        return next(int(s.split()[1]) for s in status if s.startswith("VmHWM:")) / 2**20  # KiB
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux

@@ -199,3 +199,52 @@ def common_rate(
                 label=r"$\hat I(\hat Z_1; \hat Z_2)$, empirical")  # fmt: skip
     ax.legend(fontsize=7)
     return ax
+
+
+def throughput(rows, ax=None, baseline: str = "authors", goal: float | None = 3.0,
+               title: str | None = None):  # fmt: skip
+    """Training throughput of each codec under each execution variant: one group of bars per
+    variant, one bar per codec (the rows of :func:`gwnlib.bench.training_suite`).
+
+    Where ``rows`` hold the ``baseline`` variant of a codec, its bars are speed-ups over it (the
+    issue's goal is ``goal`` times the authors' per-point throughput, drawn dashed; a fused row's
+    samples/s count all its points); codecs without that row are left out and named in the
+    legend. Without any baseline row the bars are samples/s. Failed and skipped cases have no bar.
+    """
+    from gwnlib.bench import VARIANTS, speedups
+
+    measured = [r for r in rows if "samples_per_s" in r]
+    if not measured:
+        raise ValueError("rows hold no measured case (every case failed or was skipped)")
+    ratio = speedups(measured, baseline)
+    relative = bool(ratio)
+    codecs = list(dict.fromkeys(r["codec"] for r in measured))
+    shown = [c for c in codecs if not relative or (c, baseline) in ratio]
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in measured)]
+    variants += sorted({r["variant"] for r in measured} - set(variants))
+    ax = ax or plt.subplots(figsize=(1.1 * len(variants) + 2, 3.6))[1]
+    width = 0.8 / len(shown)
+    for k, codec in enumerate(shown):
+        x, heights = [], []
+        for row in measured:
+            if row["codec"] == codec:
+                x.append(variants.index(row["variant"]) + (k - (len(shown) - 1) / 2) * width)
+                heights.append(ratio[(codec, row["variant"])] if relative else row["samples_per_s"])
+        ax.bar(x, heights, width=width, label=codec, color=f"C{k}")
+    points = {r["variant"]: r.get("points", 1) for r in measured}
+    names = [v + (f"\nx{points[v]}" if points[v] > 1 else "") for v in variants]
+    ax.set_xticks(range(len(variants)), names, fontsize=8)
+    if relative:
+        ax.axhline(1, color="grey", lw=0.8)
+        if goal is not None:
+            ax.axhline(goal, color="black", ls="--", lw=0.8, label=f"goal: {goal:g}x {baseline}")
+        ax.set_ylabel(f"training samples/s over '{baseline}'")
+        left_out = [c for c in codecs if c not in shown]
+        if left_out:
+            ax.plot([], [], " ", label=f"no '{baseline}' row: {', '.join(left_out)}")
+    else:
+        ax.set_ylabel("training samples/s")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return ax

@@ -138,3 +138,40 @@ def test_common_rate_rejects_an_absent_codec_and_a_bad_theory():
     with pytest.raises(ValueError, match="theory must be a pair"):
         plots.common_rate(RUNS, theory=([0.1, 0.2], [1.0]))
     plt.close("all")
+
+
+def _bench_row(codec, variant, samples_per_s, points=1):
+    return {"codec": codec, "variant": variant, "samples_per_s": samples_per_s, "points": points}
+
+
+def test_throughput_draws_speedups_over_the_authors_per_codec_and_the_goal():
+    rows = [
+        _bench_row("shared", "authors", 10.0),
+        _bench_row("shared", "eager", 35.0),
+        {"codec": "shared", "variant": "cudagraphs", "skipped": "needs a CUDA device"},
+        _bench_row("shared", "fused", 50.0, points=5),
+        _bench_row("joint", "authors", 20.0),
+        _bench_row("joint", "eager", 30.0),
+        _bench_row("combined", "eager", 99.0),  # no authors row: left out, and said so
+    ]
+    ax = plots.throughput(rows, title="t")
+    heights = sorted(b.get_height() for c in ax.containers for b in c)
+    assert heights == pytest.approx([1.0, 1.0, 1.5, 3.5, 5.0])
+    assert {c.get_label() for c in ax.containers} == {"shared", "joint"}
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["authors", "eager", "fused\nx5"]  # VARIANTS order, no bar for cudagraphs
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "goal: 3x authors" in legend and "no 'authors' row: combined" in legend
+    assert ax.get_title() == "t" and "over 'authors'" in ax.get_ylabel()
+    plt.close("all")
+
+
+def test_throughput_without_an_authors_row_draws_samples_per_second():
+    ax = plots.throughput(
+        [_bench_row("joint", "eager", 30.0), _bench_row("joint", "fused", 90.0, 5)]
+    )
+    assert sorted(b.get_height() for c in ax.containers for b in c) == [30.0, 90.0]
+    assert ax.get_ylabel() == "training samples/s"
+    with pytest.raises(ValueError, match="no measured case"):
+        plots.throughput([{"codec": "joint", "variant": "compile", "error": "RuntimeError: x"}])
+    plt.close("all")

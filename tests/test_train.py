@@ -364,6 +364,19 @@ def _epochs_done(folder: Path) -> int:
     return len(path.read_text().splitlines()) - 1 if path.is_file() else 0
 
 
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="resetting the peak RSS needs Linux"
+)
+def test_the_cpu_benchmarks_peak_memory_is_its_own_not_the_processes():
+    from gwnlib.bench import _peak_memory_gib, training
+
+    blob = torch.ones(2**28)  # 1 GiB, written: the process's peak resident set now holds it
+    before = _peak_memory_gib(torch.device("cpu"))
+    del blob
+    result = training("joint", preset="smoke", device="cpu", windows=1, steps=1, warmup=1)
+    assert 0 < result["peak_memory_gib"] < before - 0.5  # ru_maxrss alone would keep the 1 GiB
+
+
 def test_the_training_benchmark_runs_at_a_tiny_size():
     from gwnlib.bench import training
 
