@@ -11,7 +11,10 @@ are drawn before timing; no step synchronises with the host except the ``authors
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
+import gc
 import json
 import resource
 import statistics
@@ -498,14 +501,17 @@ def _tf32_settings(dev: torch.device) -> str:
 def _reset_peak_memory(dev: torch.device) -> None:
     """Start a new peak: CUDA's allocator statistics, or on a CPU the process's resident-set
     high-water mark (Linux: writing 5 to ``/proc/self/clear_refs``; elsewhere the peak keeps the
-    whole process's, so a suite's later rows may report an earlier case's peak)."""
+    whole process's, so a suite's later rows may report an earlier case's peak). On a CPU the
+    memory that earlier cases freed is first handed back (``malloc_trim``), since the resident set
+    counts what the allocator keeps."""
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         return
-    try:
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc: free heap back to the system,
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # else an earlier case's freed memory counts
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 def _peak_memory_gib(dev: torch.device) -> float:
