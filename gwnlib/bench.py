@@ -18,6 +18,7 @@ import gc
 import json
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,7 +120,8 @@ def training(
     samples/s (for ``fused``: summed over its ``points`` points) and steps/s, the median of
     ``windows`` timed windows of ``steps`` steps after ``warmup`` steps, and the peak memory of
     the timed windows (CUDA: allocated by PyTorch; CPU: the process's peak resident set, reset
-    after the warm-up where Linux allows it, :func:`_reset_peak_memory`)."""
+    after the warm-up where Linux allows it, :func:`_reset_peak_memory`, and freed heap handed
+    back before it, :func:`_release_freed_memory`)."""
     from gwnlib.experiments import Experiment, resolve
     from gwnlib.train import (
         ChannelsLastInputs,
@@ -167,6 +169,7 @@ def training(
                 _per_sample_rate_syncs(output)
             update_step(model, optimizer, config.clip)
 
+    _release_freed_memory(dev)
     for _ in range(warmup):
         step()
     _synchronize(dev)
@@ -498,18 +501,24 @@ def _tf32_settings(dev: torch.device) -> str:
     return ", ".join(f"{name} {'on' if on else 'off'}" for name, on in allowed.items())
 
 
+def _release_freed_memory(dev: torch.device) -> None:
+    """On a CPU, hand the heap that earlier cases freed back to the system (glibc's
+    ``malloc_trim``), since the resident set counts what the allocator keeps. Done before the
+    warm-up, which allocates again what the timed steps need."""
+    if dev.type == "cuda":
+        return
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _reset_peak_memory(dev: torch.device) -> None:
     """Start a new peak: CUDA's allocator statistics, or on a CPU the process's resident-set
-    high-water mark (Linux: writing 5 to ``/proc/self/clear_refs``; elsewhere the peak keeps the
-    whole process's, so a suite's later rows may report an earlier case's peak). On a CPU the
-    memory that earlier cases freed is first handed back (``malloc_trim``), since the resident set
-    counts what the allocator keeps."""
+    high-water mark (Linux: writing 5 to ``/proc/self/clear_refs``; elsewhere the peak stays the
+    whole process's, so a suite's later rows may report an earlier case's peak)."""
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         return
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # glibc: free heap back to the system,
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # else an earlier case's freed memory counts
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
 
@@ -521,4 +530,5 @@ def _peak_memory_gib(dev: torch.device) -> float:
         status = Path("/proc/self/status").read_text().splitlines()
         return next(int(s.split()[1]) for s in status if s.startswith("VmHWM:")) / 2**20  # KiB
     except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (2**30 if sys.platform == "darwin" else 2**20)  # bytes on macOS, else KiB

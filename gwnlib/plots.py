@@ -206,10 +206,11 @@ def throughput(rows, ax=None, baseline: str = "authors", goal: float | None = 3.
     """Training throughput of each codec under each execution variant: one group of bars per
     variant, one bar per codec (the rows of :func:`gwnlib.bench.training_suite`).
 
-    Where ``rows`` hold the ``baseline`` variant of a codec, its bars are speed-ups over it (the
-    issue's goal is ``goal`` times the authors' per-point throughput, drawn dashed; a fused row's
-    samples/s count all its points); codecs without that row are left out and named in the
-    legend. Without any baseline row the bars are samples/s. Failed and skipped cases have no bar.
+    Where ``rows`` hold the ``baseline`` variant of a codec, its bars are speed-ups over it, with
+    a target of ``goal`` times the baseline drawn dashed (a fused row's samples/s count all its
+    points, so its bar compares per-point throughput); codecs without that row are left out and
+    named in the legend. Without any baseline row the bars are samples/s. Failed and skipped
+    cases have no bar; rows with no measured case at all are a ValueError.
     """
     from gwnlib.bench import VARIANTS, speedups
 
