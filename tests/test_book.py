@@ -296,3 +296,71 @@ def test_the_synthetic_chapter_shows_partial_paper_results(tmp_path, monkeypatch
     assert below[1] == ("100%" if ("independent", 1.0, 0.5) in points else "undefined")
     assert below[2] == "100%"
     assert claim("1. Shared vs Joint, R_t, beta = 1")[1:] == ["undefined", "+10.3%"]
+
+
+@pytest.mark.slow
+def test_the_vision_chapter_shows_committed_results_of_another_preset(tmp_path, monkeypatch):
+    """A GPU user commits part of the Cityscapes paper sweep (no COCO): the smoke build shows it
+    beside its own runs, labelled, and marks the BD-rates it leaves undefined."""
+    import pandas as pd
+
+    from gwnlib import paper
+    from gwnlib.sweep import named
+
+    reference = paper.results("cityscapes").set_index(["codec", "eta"])
+    points = [("joint", 0.01), ("joint", 0.1), ("joint", 1.0), ("shared", 0.1)]
+    rows = []
+    for config in named("cityscapes", "paper").configs():
+        if (config.codec, config.eta) in points:
+            row = reference.loc[(config.codec, config.eta)]
+            columns = ["r0", "r1", "r2", "rate_transmit", "rate_receive", "miou", "rmse"]
+            rows.append(
+                {
+                    "key": config.key,
+                    **config.to_dict(),
+                    **{name: row[name] for name in columns},
+                    "hardware": "GPU: test stand-in",
+                    "date": "2026-01-01T00:00:00+00:00",
+                }
+            )
+    results = tmp_path / "results"
+    results.mkdir()
+    pd.DataFrame(rows).to_csv(results / "cityscapes-paper.csv", index=False)
+    monkeypatch.setenv("GWN_RESULTS_DIR", str(results))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # ipykernel's inline figures (image/png)
+    chapter = ROOT / "book" / "vision_tasks.ipynb"
+    out = tmp_path / chapter.name
+    papermill.execute_notebook(
+        str(chapter),
+        str(out),
+        parameters={"preset": "smoke", "device": "cpu"},
+        progress_bar=False,
+        cwd=str(tmp_path),
+    )
+    text, html, images = [], [], 0
+    for cell in code_cells(load(out)):
+        for output in cell["outputs"]:
+            assert output["output_type"] != "error"
+            data = output.get("data", {})
+            images += "image/png" in data
+            html.append("".join(data.get("text/html", "")))
+            shown = output.get("text") or data.get("text/markdown") or data.get("text/plain", "")
+            text.append("".join(shown))
+    text = "\n".join(text)
+    assert "paper  cityscapes:  4 runs (committed); GPU: test stand-in" in text
+    assert "**cityscapes** (paper preset, committed):" in text
+    assert "**Paper preset** (cityscapes: 4 of 16 runs)" in text
+    assert "**Short preset: not yet run**" in text
+    # BD-rates: a last column for the committed preset, "undefined" for each Cityscapes row (4
+    # points, 3 of them Joint's, define no curve), empty (NaN) for COCO (no file)
+    from bs4 import BeautifulSoup
+
+    table = next(h for h in html if "paper (reported)" in h)
+    rows = [
+        [c.get_text() for c in tr.find_all(["th", "td"])]
+        for tr in BeautifulSoup(table, "html.parser").find_all("tr")
+    ]
+    assert rows[0][-1] == "committed (paper)"
+    last = [row[-1] for row in rows if row[-1].startswith("undefined") or row[-1] == "NaN"]
+    assert [value[:9] for value in last] == ["undefined"] * 3 + ["NaN"] * 3
+    assert images >= 5  # two data figures; Fig. 5 of the paper, of this build, of the commit
