@@ -212,6 +212,38 @@ def test_a_hung_cell_fails_the_chapter_in_bounded_time(tmp_path):
     assert book.CELL_TIMEOUT["smoke"] is not None
 
 
+def execute_with_results(tmp_path, monkeypatch, chapter: str, results: dict) -> list[dict]:
+    """The outputs of ``chapter`` executed in the smoke preset on the CPU, with ``results``
+    ({file name: DataFrame}) as the committed results folder; none of them may be an error."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for name, table in results.items():
+        table.to_csv(folder / name, index=False)
+    monkeypatch.setenv("GWN_RESULTS_DIR", str(folder))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # ipykernel's inline figures (image/png)
+    out = tmp_path / chapter
+    papermill.execute_notebook(
+        str(ROOT / "book" / chapter),
+        str(out),
+        parameters={"preset": "smoke", "device": "cpu"},
+        progress_bar=False,
+        cwd=str(tmp_path),
+    )
+    outputs = [output for cell in code_cells(load(out)) for output in cell["outputs"]]
+    assert [o.get("evalue") for o in outputs if o["output_type"] == "error"] == []
+    return outputs
+
+
+def shown_text(outputs: list[dict]) -> str:
+    """What ``outputs`` show as text, in order: streams, else Markdown, else plain text."""
+    shown = []
+    for output in outputs:
+        data = output.get("data", {})
+        text = output.get("text") or data.get("text/markdown") or data.get("text/plain", "")
+        shown.append("".join(text))
+    return "\n".join(shown)
+
+
 def partial_paper_results(points):
     """A stand-in ``synthetic-paper.csv`` holding only ``points`` ((codec, beta, eta) triples):
     each row is the paper's own table row under the key of our paper-preset config, labelled as
@@ -260,28 +292,8 @@ def partial_paper_results(points):
 def test_the_synthetic_chapter_shows_partial_paper_results(tmp_path, monkeypatch, points):
     """Paper-setting results arrive a few points per GPU lease; the chapter shows whatever is
     committed, with a coverage table, and marks what a missing curve leaves undefined."""
-    results = tmp_path / "results"
-    results.mkdir()
-    partial_paper_results(points).to_csv(results / "synthetic-paper.csv", index=False)
-    monkeypatch.setenv("GWN_RESULTS_DIR", str(results))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    chapter = ROOT / "book" / "synthetic_study.ipynb"
-    out = tmp_path / chapter.name
-    papermill.execute_notebook(
-        str(chapter),
-        str(out),
-        parameters={"preset": "smoke", "device": "cpu"},
-        progress_bar=False,
-        cwd=str(tmp_path),
-    )
-    text = []
-    for cell in code_cells(load(out)):
-        for output in cell["outputs"]:
-            assert output["output_type"] != "error"
-            data = output.get("data", {})
-            shown = output.get("text") or data.get("text/markdown") or data.get("text/plain", "")
-            text.append("".join(shown))
-    text = "\n".join(text)
+    results = {"synthetic-paper.csv": partial_paper_results(points)}
+    text = shown_text(execute_with_results(tmp_path, monkeypatch, "synthetic_study.ipynb", results))
     assert f"paper : {len(points):2d} runs on GPU: test stand-in" in text
     joints = sum(codec == "joint" for codec, _, _ in points)
     assert re.search(rf"etas run, of 5 +smoke +paper\n.*\njoint +1\.0 +5 +{joints}\n", text)
@@ -323,30 +335,11 @@ def test_the_vision_chapter_shows_committed_results_of_another_preset(tmp_path, 
                     "date": "2026-01-01T00:00:00+00:00",
                 }
             )
-    results = tmp_path / "results"
-    results.mkdir()
-    pd.DataFrame(rows).to_csv(results / "cityscapes-paper.csv", index=False)
-    monkeypatch.setenv("GWN_RESULTS_DIR", str(results))
-    monkeypatch.delenv("MPLBACKEND", raising=False)  # ipykernel's inline figures (image/png)
-    chapter = ROOT / "book" / "vision_tasks.ipynb"
-    out = tmp_path / chapter.name
-    papermill.execute_notebook(
-        str(chapter),
-        str(out),
-        parameters={"preset": "smoke", "device": "cpu"},
-        progress_bar=False,
-        cwd=str(tmp_path),
-    )
-    text, html, images = [], [], 0
-    for cell in code_cells(load(out)):
-        for output in cell["outputs"]:
-            assert output["output_type"] != "error"
-            data = output.get("data", {})
-            images += "image/png" in data
-            html.append("".join(data.get("text/html", "")))
-            shown = output.get("text") or data.get("text/markdown") or data.get("text/plain", "")
-            text.append("".join(shown))
-    text = "\n".join(text)
+    results = {"cityscapes-paper.csv": pd.DataFrame(rows)}
+    outputs = execute_with_results(tmp_path, monkeypatch, "vision_tasks.ipynb", results)
+    text = shown_text(outputs)
+    html = ["".join(output.get("data", {}).get("text/html", "")) for output in outputs]
+    images = sum("image/png" in output.get("data", {}) for output in outputs)
     assert "paper  cityscapes:  4 runs (committed); GPU: test stand-in" in text
     assert "**cityscapes** (paper preset, committed):" in text
     assert "**Paper preset** (cityscapes: 4 of 16 runs)" in text
