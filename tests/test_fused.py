@@ -1,5 +1,7 @@
 """Fused sweeps (gwnlib.fused): N points trained as one vmapped model equal N separate runs."""
 
+import sys
+
 import pytest
 import torch
 
@@ -233,6 +235,54 @@ def test_a_training_step_never_waits_for_the_gpu():
             train.update_step(model, optimizer, config.clip)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+#: The Python calls that read a tensor's value on the host: on a GPU each one waits for the
+#: device (and ``cpu``/``numpy``/``nonzero`` copy to the host or size an output by the data).
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy", "cpu",
+              "nonzero")  # fmt: skip
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """Records every host read of a tensor (:data:`HOST_READS`) made from Python while the test
+    runs: where the value came from (file:line of the caller)."""
+    reads = []
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *args, _name=name, _original=original, **kwargs):
+            caller = sys._getframe(1).f_code
+            reads.append(f"{_name} in {caller.co_filename}:{caller.co_name}")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, read)
+    return reads
+
+
+@pytest.mark.parametrize("codec", ["shared", "separated", "combined", "joint", "independent"])
+def test_a_training_step_reads_nothing_back_on_the_cpu(codec, host_reads):
+    """The CPU half of the GPU test above, which CI cannot run: the single and the fused training
+    steps (forward, loss, backward, clipping, Adam; the eta warm-up too) never read a tensor's
+    value on the host, so on a GPU they queue work without waiting. The authors-like step, with
+    its per-sample rate logging, is the control that shows the recording works."""
+    from gwnlib.bench import _fused_step, _per_sample_rate_syncs
+    from gwnlib.experiments import Experiment
+
+    config = resolve("synthetic", "smoke", codec=codec, eta=0.1)
+    experiment = Experiment(config, "cpu")
+    model, loss_fn = experiment.codec(), experiment.loss()
+    optimizer = train.make_optimizer(model, config, torch.device("cpu"))
+    x, t1, t2 = next(experiment.batches("train"))
+    fused_step, _ = _fused_step(config, torch.device("cpu"), False, 2, x, t1, t2)
+    host_reads.clear()  # building and the first batch may read values: only the steps count
+    for scale in (0.5, 1.0):
+        output, _ = train.backward_step(model, loss_fn, x, t1, t2, scale=scale)
+        train.update_step(model, optimizer, config.clip)
+        fused_step()
+    assert host_reads == []
+    _per_sample_rate_syncs(output)
+    assert len(host_reads) >= 8 and host_reads[0].startswith("__float__ in ")
 
 
 def test_a_restarted_sweep_finds_its_group_after_some_points_finished(tmp_path, monkeypatch):
