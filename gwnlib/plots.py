@@ -10,23 +10,40 @@ import numpy as np
 def gray_wyner_region(bounds, ax=None, tradeoff=None, title: str | None = None):
     """Fig. 1 of the paper, projected on (R0, R1 + R2), from computed values (chapter 1).
 
-    Shades the rates that the planes allow, draws plane A (slope -1) and planes B and C together
-    (slope -2), and marks the C and K points when ``bounds`` knows them. ``tradeoff`` is an optional
-    sequence of points with ``r0``, ``r1``, ``r2`` (e.g. from
-    :func:`~gwnlib.theory.common_information.gray_wyner_curve`), drawn as the computed boundary.
+    Draws plane A (slope -1) and planes B and C together (slope -2), and marks the C and K points
+    when ``bounds`` knows them. ``tradeoff`` is an optional sequence of points with ``r0``, ``r1``,
+    ``r2`` (e.g. from :func:`~gwnlib.theory.common_information.gray_wyner_curve`), drawn as the
+    computed boundary.
+
+    The shade says what is known about the region. Without ``tradeoff`` it covers everything above
+    the three planes, labelled as what it is: an outer bound (the region lies inside it, but
+    between K and C its boundary can sit above the planes). With ``tradeoff`` it covers only what
+    is achievable: the rates above the lower convex envelope of the computed boundary, the K and C
+    points, (0, R_{X1} + R_{X2}) and (R_{X1,X2}, 0) (the region is convex, so time sharing
+    achieves the segments between achievable points).
     """
     ax = ax or plt.subplots(figsize=(5.2, 4.2))[1]
     top = bounds.joint
     r0 = np.linspace(0, top, 400)
-    lower = bounds.private_lower_bound(r0)
     ymax = bounds.marginal1 + bounds.marginal2
-    ax.fill_between(r0, lower, ymax * 1.05, color="tab:blue", alpha=0.08, lw=0)
+    pts = None
+    if tradeoff is None:
+        lower = bounds.private_lower_bound(r0)
+        shade = "outer bound: above planes A, B, C"
+    else:
+        pts = np.array(sorted((p.r0, p.r1 + p.r2) for p in tradeoff))
+        corners = [(0.0, ymax), (top, 0.0)]
+        corners += [bounds.k_point] if bounds.gacs_korner is not None else []
+        corners += [bounds.c_point] if bounds.wyner is not None else []
+        hull = _lower_hull(np.vstack([pts, corners]))
+        lower = np.interp(r0, hull[:, 0], hull[:, 1])
+        shade = "achievable: above the computed boundary"
+    ax.fill_between(r0, lower, ymax * 1.05, color="tab:blue", alpha=0.12, lw=0, label=shade)
     ax.plot(r0, np.clip(bounds.pangloss(r0), 0, None), "--", color="tab:blue",
             label=r"A: $R_0+R_1+R_2 = R_{X_1,X_2}$")  # fmt: skip
     ax.plot(r0, np.clip(bounds.receive_optimal(r0), 0, None), ":", color="tab:orange",
             label=r"B, C: $R_0+R_i = R_{X_i}$")  # fmt: skip
-    if tradeoff is not None:
-        pts = np.array([(p.r0, p.r1 + p.r2) for p in tradeoff])
+    if pts is not None:
         ax.plot(pts[:, 0], pts[:, 1], "-", color="black", lw=1.2, label="computed boundary")
     if bounds.gacs_korner is not None:
         label = f"K = {bounds.gacs_korner:.3f}"
@@ -41,6 +58,21 @@ def gray_wyner_region(bounds, ax=None, tradeoff=None, title: str | None = None):
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     return ax
+
+
+def _lower_hull(points: np.ndarray) -> np.ndarray:
+    """The vertices of the lower convex envelope of 2-D ``points``, in increasing x."""
+    hull: list[np.ndarray] = []
+    for point in points[np.lexsort((points[:, 1], points[:, 0]))]:
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (point[1] - y1) - (y2 - y1) * (point[0] - x1) > 0:
+                break  # a left turn: hull[-1] stays on the lower envelope
+            hull.pop()
+        if hull and point[0] == hull[-1][0]:
+            continue  # same x, higher y (sorted): not on the lower envelope
+        hull.append(point)
+    return np.array(hull)
 
 
 def beta_selection(curve, beta: float):

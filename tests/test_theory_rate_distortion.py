@@ -8,6 +8,8 @@ from gwnlib.theory.rate_distortion import (
     binary_rate_distortion,
     blahut_arimoto,
     conditional_rate_distortion,
+    dsbs_critical_distortion,
+    dsbs_joint_rate_distortion,
     hamming_distortion,
     joint_rate_distortion,
     joint_rate_distortion_at,
@@ -64,10 +66,13 @@ def test_finely_discretised_gaussian_matches_half_log():
 @pytest.mark.parametrize("a", [0.1, 0.25])
 def test_conditional_rate_distortion_of_a_dsbs(a):
     # X1 = X2 xor N, N ~ Bernoulli(a): R_{X1|X2}(D) = h(a) - h(D) for D <= a (Gray 1973).
+    checked = 0
     for slope in (2.0, 3.0, 5.0):
         point = conditional_rate_distortion(dsbs(a), hamming_distortion(2), slope)
         if point.distortion < a:
             assert point.rate == pytest.approx(h(a) - h(point.distortion), abs=1e-9)
+            checked += 1
+    assert checked >= 2, "the slopes must reach the part of the curve with a closed form"
     # Side information can only help: R_{X1|X2}(D) <= R_{X1}(D).
     assert point.rate <= binary_rate_distortion(0.5, point.distortion) + 1e-12
 
@@ -84,6 +89,51 @@ def test_joint_rate_distortion_of_a_dsbs_meets_the_shannon_lower_bound():
         assert point.rate == pytest.approx(expected, abs=1e-9)
         assert point.channel.shape == (2, 2, 2, 2)
         assert np.allclose(point.channel.sum(axis=(2, 3)), 1.0)
+
+
+@pytest.mark.parametrize("a", [0.1, 0.3])
+def test_joint_rate_distortion_of_a_dsbs_beyond_a1(a):
+    # From D = a1 on, both reproductions are the same bit and
+    # R_{X1,X2}(D, D) = (1 - a) [1 - h((D - a/2) / (1 - a))], well above the Shannon lower bound.
+    a1 = dsbs_critical_distortion(a)
+    for D in (a1 + 0.01, 0.2, 0.3, 0.45):
+        point = joint_rate_distortion_at(dsbs(a), hamming_distortion(2), hamming_distortion(2), D)
+        closed = dsbs_joint_rate_distortion(a, point.distortion1)
+        assert point.rate == pytest.approx(closed, abs=1e-8)
+        assert closed == pytest.approx((1 - a) * (1 - h((D - a / 2) / (1 - a))), abs=1e-8)
+        assert closed > 1 + h(a) - 2 * h(D) + 1e-3  # above the small-D piece (tangent at a1)
+        joint = dsbs(a)[:, :, None, None] * point.channel
+        assert joint[:, :, 0, 1].sum() + joint[:, :, 1, 0].sum() < 1e-6  # Z1 = Z2
+    for D in (0.01, 0.5 * a1, 0.9 * a1):  # and below a1, the small-D piece
+        point = joint_rate_distortion_at(dsbs(a), hamming_distortion(2), hamming_distortion(2), D)
+        assert point.rate == pytest.approx(
+            dsbs_joint_rate_distortion(a, point.distortion1), abs=1e-8
+        )
+
+
+def test_dsbs_joint_closed_form_meets_wyner_at_a1():
+    from gwnlib.theory import wyner_dsbs
+
+    for a in (0.05, 0.1, 0.3):
+        a1 = dsbs_critical_distortion(a)
+        assert 2 * a1 * (1 - a1) == pytest.approx(a)
+        assert dsbs_joint_rate_distortion(a, a1) == pytest.approx(wyner_dsbs(a), abs=1e-12)
+        # The two pieces meet there with the same slope, -2 log2((1 - a1) / a1): no kink in R.
+        eps = 1e-8
+        below, at, above = dsbs_joint_rate_distortion(a, [a1 - eps, a1, a1 + eps])
+        slope = -2 * np.log2((1 - a1) / a1)
+        assert (at - below) / eps == pytest.approx(slope, rel=1e-4)
+        assert (above - at) / eps == pytest.approx(slope, rel=1e-4)
+        assert dsbs_joint_rate_distortion(a, 0.0) == pytest.approx(1 + h(a))
+        assert dsbs_joint_rate_distortion(a, [0.5, 0.7]).tolist() == [0.0, 0.0]
+    # Copies: R = 1 - h(D); independent fair bits: R = 2 (1 - h(D)).
+    D = np.array([0.05, 0.2])
+    assert np.allclose(dsbs_joint_rate_distortion(0.0, D), 1 - h(D))
+    assert np.allclose(dsbs_joint_rate_distortion(0.5, D), 2 * (1 - h(D)))
+    with pytest.raises(ValueError, match="crossover"):
+        dsbs_joint_rate_distortion(0.6, 0.1)
+    with pytest.raises(ValueError, match="D must be"):
+        dsbs_joint_rate_distortion(0.1, -0.1)
 
 
 def test_joint_rate_is_below_the_sum_of_marginals():

@@ -1,7 +1,8 @@
 """Information theory of the Gray-Wyner network, computed (chapter 1). NumPy, float64, bits.
 
 - :mod:`~gwnlib.theory.entropy`: entropies, (conditional) mutual and interaction information.
-- :mod:`~gwnlib.theory.rate_distortion`: Blahut-Arimoto; marginal, conditional and joint R(D).
+- :mod:`~gwnlib.theory.rate_distortion`: Blahut-Arimoto; marginal, conditional and joint R(D),
+  and closed forms to check them against.
 - :mod:`~gwnlib.theory.common_information`: Gács-Körner K, Wyner C, the lossless Gray-Wyner
   trade-off, and the book's example sources (DSBS, common bit + DSBS).
 - :mod:`~gwnlib.theory.gaussian`: closed forms for a jointly Gaussian pair.
@@ -36,6 +37,8 @@ from gwnlib.theory.rate_distortion import (
     binary_rate_distortion,
     blahut_arimoto,
     conditional_rate_distortion,
+    dsbs_critical_distortion,
+    dsbs_joint_rate_distortion,
     hamming_distortion,
     joint_rate_distortion,
     joint_rate_distortion_at,
@@ -56,6 +59,8 @@ __all__ = [
     "conditional_mutual_information",
     "conditional_rate_distortion",
     "doubly_symmetric_binary_source",
+    "dsbs_critical_distortion",
+    "dsbs_joint_rate_distortion",
     "entropy",
     "gacs_korner",
     "gray_wyner_curve",
