@@ -460,6 +460,11 @@ class _FusedGroup:
             record = {"config": config.to_dict(), "runtime": self.runtime}
             write_json(folder / "config.json", record)
         self._resume()
+        # A kill between the group's checkpoint and the points' files leaves history.csv and
+        # best.pt one epoch behind last.pt: write them again from it (as train.fit does).
+        for j, key in enumerate(self.active):
+            self.scratch.load_state_dict(self._point_state(j))
+            _export(self.folders[key], self.scratch, self.by_key[key], self.states[key])
         self._finish_stopped()
         epochs = tqdm(
             total=max(c.max_epochs for c in self.configs),

@@ -97,6 +97,44 @@ def test_an_interrupted_group_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert [m["date"] for m in again] == [m["date"] for m in resumed]
 
 
+def test_a_group_killed_after_its_checkpoint_writes_the_best_weights_on_resume(
+    tmp_path, monkeypatch
+):
+    """Killed after the group's epoch-2 checkpoint but before the points' best.pt, with epoch 2
+    the best: the resumed group writes best.pt from the checkpoint, so the final metrics come
+    from epoch 2's weights and not epoch 1's."""
+    configs = _points(codec="joint", etas=(0.01, 0.3), max_epochs=3, patience=3)
+    scripted = {1: 5.0, 2: 1.0, 3: 3.0}  # validation loss by epoch: epoch 2 is the best
+    real_evaluate, real_export = fused._FusedGroup._evaluate, fused._export
+
+    def evaluate(group, split):
+        out = real_evaluate(group, split)
+        if split == "val":
+            epoch = group.states[group.active[0]]["epoch"] + 1
+            out["loss"] = torch.full_like(out["loss"], scripted[epoch])
+        return out
+
+    def crash_in_epoch_2(folder, codec, config, state):
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+        real_export(folder, codec, config, state)
+
+    monkeypatch.setattr(fused._FusedGroup, "_evaluate", evaluate)
+    monkeypatch.setattr(fused, "_export", crash_in_epoch_2)
+    root = tmp_path / "fused"
+    with pytest.raises(KeyboardInterrupt):
+        fused.fit_fused(configs, root=root, device="cpu", progress=False)
+    assert torch.load(train.run_dir(configs[0], root) / "best.pt")["epoch"] == 1  # behind
+    monkeypatch.setattr(fused, "_export", real_export)
+    resumed = fused.fit_fused(configs, root=root, device="cpu", progress=False)
+    for config, metrics in zip(configs, resumed, strict=True):
+        best = torch.load(train.run_dir(config, root) / "best.pt", weights_only=True)
+        assert metrics["best_epoch"] == best["epoch"] == 2
+        assert metrics["best_val_loss"] == best["val_loss"] == 1.0
+        history = (train.run_dir(config, root) / "history.csv").read_text().splitlines()
+        assert len(history) == 1 + 3  # header and three epochs
+
+
 def test_keep_slices_weights_and_adam_moments(tmp_path):
     configs = _points(etas=(0.01, 0.3, 0.05))
     folders = {c.key: train.run_dir(c, tmp_path) for c in configs}
