@@ -226,10 +226,12 @@ def training_suite(
 
     ``out``: a JSON file of rows, rewritten (atomically) after every case, so that a benchmark
     stopped part-way keeps what it measured. A case the file already holds, measured with the
-    same options on the same hardware and torch, is taken from it, not measured again; its other
+    same options on the same hardware and torch, of the same models
+    (:data:`~gwnlib.experiments.MODEL_REVISION`), is taken from it, not measured again; its other
     rows stay in the file."""
     from tqdm.auto import tqdm
 
+    from gwnlib.experiments import MODEL_REVISION
     from gwnlib.files import write_json
     from gwnlib.runtime import show_progress
 
@@ -239,6 +241,7 @@ def training_suite(
         "device": str(dev),
         "hardware": hardware(dev),
         "torch": torch.__version__,
+        "model_revision": MODEL_REVISION,
     }
     saved = {}  # the rows already in ``out``, by case
     if out is not None and Path(out).is_file():

@@ -8,6 +8,12 @@ more residual blocks (the "2 + 2" conditioning path): r_i = -log2 P(Y_i | Y0), t
 rates of Eq. 11. The likelihood of an integer y is the mass of N(mean, scale) on [y - 1/2, y + 1/2],
 with the scale bounded below by 0.11 and the likelihood by 1e-9 (CompressAI's
 ``GaussianConditional``).
+
+Where the authors' code differs (the paper does not say): their ``GaussianConditionalQuantized``
+rounds ``y - mean`` (straight-through) and takes that integer's bin under N(0, scale), which for an
+integer y is the bin of y under N(round(mean), scale): an integer mean. We keep CompressAI's
+fractional mean, the usual choice: integer means are a special case of it, so for the same latents
+the best rates it can reach are at most the authors', and :mod:`gwnlib.coding` codes it.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ class LatentEntropyModel(nn.Module):
 
     With ``condition_channels`` it also reads a conditioning latent (Y0 for Y1 and Y2). The
     parameter network is three 1x1 convolutions, 2C (or 4C with a condition) -> 10C/3 -> 8C/3 ->
-    2C, giving (scale, mean) per element (paper Fig. 7).
+    2C, giving (scale, mean) per element (paper Fig. 7), with LeakyReLU between them (ELU with a
+    condition), as in the authors' code.
     """
 
     def __init__(self, channels: int, condition_channels: int | None = None):
@@ -48,11 +55,14 @@ class LatentEntropyModel(nn.Module):
             )
             inputs = 4 * c
         hidden1, hidden2 = max(1, 10 * c // 3), max(1, 8 * c // 3)
+        # The authors' activations: LeakyReLU in the unconditional model, ELU in the conditional
+        # one (their GaussianEntropyModel / GaussianConditionalEntropyModel).
+        activation = nn.LeakyReLU if condition_channels is None else nn.ELU
         self.parameters_net = nn.Sequential(
             nn.Conv2d(inputs, hidden1, 1),
-            nn.LeakyReLU(inplace=True),
+            activation(inplace=True),
             nn.Conv2d(hidden1, hidden2, 1),
-            nn.LeakyReLU(inplace=True),
+            activation(inplace=True),
             nn.Conv2d(hidden2, 2 * c, 1),
         )
         self.gaussian = GaussianConditional(None)

@@ -181,9 +181,10 @@ class RunConfig:
 
     @property
     def key(self) -> str:
-        """A 12-hex-digit hash of the config: the name of its run directory. Fields added after
-        the first runs (the vision fields, ``eta_warmup``) enter the hash only when set, so
-        earlier runs keep their keys."""
+        """A 12-hex-digit hash of the config and of :data:`MODEL_REVISION` (:func:`settings_hash`):
+        the name of its run directory. Fields added after the first runs (the vision fields,
+        ``eta_warmup``) enter the hash only when set, so earlier runs keep their keys; a new model
+        revision changes every key, so that no run of an older model is taken as finished."""
         values = {
             name: value
             for name, value in self.to_dict().items()
@@ -197,6 +198,13 @@ class RunConfig:
         return f"{self.codec}{pmf} beta={self.beta:g} eta={self.eta:g} seed={self.seed}"
 
 
+#: The revision of the models a config builds, part of every run's key. Bump it when a change
+#: alters what a config trains (layers, entropy models, losses), so that runs of the older models
+#: (in run folders and committed results) are not taken as this code's. Revision 2: the authors'
+#: ELU in the conditional entropy models and 5x5 channel-mapping convolution of the synthetic
+#: Separated and Combined encoders (revision 1: LeakyReLU, 1x1).
+MODEL_REVISION = 2
+
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 _VISION_FIELDS = ("reconstruction", "task_weights", "image_size")
 #: Fields added after the first runs were keyed: they enter :attr:`RunConfig.key` only when set.
@@ -209,8 +217,11 @@ _OPTIONAL_POSITIVE_INT = ("side", "train_steps", "val_steps", "test_steps", "tra
 
 
 def settings_hash(values: dict) -> str:
-    """12 hex digits of the SHA-256 of ``values`` as canonical JSON: names run directories
-    (:meth:`RunConfig.key`) and fused groups (:func:`gwnlib.fused.fit_fused`)."""
+    """12 hex digits of the SHA-256 of ``values`` as canonical JSON, with :data:`MODEL_REVISION`
+    from revision 2 on: names run directories (:meth:`RunConfig.key`) and fused groups
+    (:func:`gwnlib.fused.fit_fused`)."""
+    if MODEL_REVISION > 1:
+        values = {**values, "model_revision": MODEL_REVISION}
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

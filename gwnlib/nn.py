@@ -50,7 +50,8 @@ def analysis_transform(in_channels: int, out_channels: int, transform: str = "co
     ``"conv"``: conv 5x5 stride 2 to 24, 3 residual blocks, to 48, 3 blocks, to 192, 3 blocks,
     conv to E. ``"shuffle"``: pixel-unshuffle by 2 four times (channels x4 each), a residual block
     after each of the first three; the paper's synthetic setting ends at M * 256 = 512 channels,
-    and a 1x1 conv maps to E when E differs (e.g. the E/2-channel encoders of Separated).
+    and a 5x5 conv (stride 1, same padding) maps to E when E differs, as the authors' E/2-channel
+    encoders of Separated and 3E/2-channel encoder of Combined do.
     """
     _check_transform(transform)
     _check_channels(in_channels=in_channels, out_channels=out_channels)
@@ -72,7 +73,7 @@ def analysis_transform(in_channels: int, out_channels: int, transform: str = "co
         if stage < 3:
             layers.append(ResidualBlock(channels))
     if channels != out_channels:
-        layers.append(nn.Conv2d(channels, out_channels, 1))
+        layers.append(nn.Conv2d(channels, out_channels, 5, padding=2))
     return nn.Sequential(*layers)
 
 

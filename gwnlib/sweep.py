@@ -255,36 +255,51 @@ class Sweep:
         return folder / f"{self.name}-{self.preset}.csv"
 
     def export(self, folder: str | Path | None = None) -> Path:
-        """Write :meth:`results` (merged with rows already in the file for other points) to
-        :meth:`results_file`, atomically; each row keeps its preset, hardware and date. With no
-        finished point and no file yet, nothing is written."""
+        """Write :meth:`results` (merged with rows already in the file for other points of the
+        whole grid, whatever ``where`` selects) to :meth:`results_file`, atomically; each row
+        keeps its preset, hardware and date. Rows whose key is not a point of the grid (runs of
+        an older :data:`~gwnlib.experiments.MODEL_REVISION`, or of other settings) are dropped.
+        With no finished point and no file yet, nothing is written."""
         path = self.results_file(folder)
         table = self.results()
         if table.empty and not path.is_file():
             return path
         if path.is_file():
             old = pd.read_csv(path)
-            table = pd.concat([old[~old["key"].isin(table.get("key", []))], table])
+            grid = {c.key for c in dataclasses.replace(self, where={}).configs()}
+            keep = old["key"].isin(grid) & ~old["key"].isin(table.get("key", []))
+            table = pd.concat([old[keep], table])
         text = table.to_csv(index=False)
         atomic_write(path, lambda f: f.write(text.encode()))
         return path
 
     def load(self, folder: str | Path | None = None) -> pd.DataFrame | None:
-        """The committed results of this sweep's points (None when there is no results file)."""
+        """The committed results of this sweep's points, in grid order (None when there is no
+        results file or it holds none of them)."""
         path = self.results_file(folder)
         if not path.is_file():
             return None
         table = pd.read_csv(path)
-        keys = [c.key for c in self.configs()]
-        return table[table["key"].isin(keys)].reset_index(drop=True)
+        order = {c.key: i for i, c in enumerate(self.configs())}
+        table = table[table["key"].isin(order)]
+        if table.empty:
+            return None
+        return table.sort_values("key", key=lambda k: k.map(order)).reset_index(drop=True)
 
     def load_or_run(self, folder: str | Path | None = None, **run_options) -> pd.DataFrame:
-        """Committed results when they exist (see :meth:`load`), else :meth:`run` (options as
-        there). The ``source`` column says which: ``"committed"`` or ``"trained"``."""
-        table = self.load(folder)
-        if table is not None:
-            return table.assign(source="committed")
-        return self.run(**run_options).assign(source="trained")
+        """Every point's results: the committed ones (see :meth:`load`), and the others from
+        :meth:`run` (options as there), in grid order. The ``source`` column says which:
+        ``"committed"`` or ``"trained"``."""
+        committed = self.load(folder)
+        if committed is None:
+            return self.run(**run_options).assign(source="trained")
+        missing = [c.key for c in self.configs() if c.key not in set(committed["key"])]
+        if not missing:
+            return committed.assign(source="committed")
+        trained = self.select(key=missing).run(**run_options).assign(source="trained")
+        order = {c.key: i for i, c in enumerate(self.configs())}
+        table = pd.concat([committed.assign(source="committed"), trained], ignore_index=True)
+        return table.sort_values("key", key=lambda k: k.map(order)).reset_index(drop=True)
 
 
 def named(name: str, preset: str = "smoke", **options) -> Sweep:

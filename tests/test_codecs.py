@@ -16,7 +16,7 @@ from gwnlib.nn import (
 )
 
 # Small versions of the two configurations: the synthetic source's pixel-shuffle transforms (2
-# input channels; E reduced to 16 by the final 1x1 conv) and MNIST's strided convolutions (E = 6).
+# input channels; E reduced to 16 by the final 5x5 conv) and MNIST's strided convolutions (E = 6).
 CONFIGS = {
     "shuffle": dict(in_channels=2, latent_channels=16, transform="shuffle", size=32),
     "conv": dict(in_channels=3, latent_channels=6, transform="conv", size=32),
@@ -140,6 +140,26 @@ def test_context_is_causal_in_raster_order():
             if row < 3 or (row == 3 and col <= 2):  # before, and at, the changed position
                 assert same[0, :, row, col].all(), (row, col)
     assert not same.all(), "later positions do see it"
+
+
+def test_layers_follow_the_authors_code():
+    """Where the paper is silent, the authors' layers (REFERENCE.md; model revision 2): LeakyReLU
+    in the unconditional entropy model's parameter network and ELU in the conditional one; a 5x5
+    convolution from the shuffle encoder's M * 256 channels to the latent width when it differs
+    (the E/2-channel encoders of Separated, the 3E/2-channel one of Combined)."""
+
+    def activations(model):
+        return {type(m) for m in model.parameters_net if not isinstance(m, torch.nn.Conv2d)}
+
+    assert activations(LatentEntropyModel(6)) == {torch.nn.LeakyReLU}
+    assert activations(LatentEntropyModel(6, condition_channels=6)) == {torch.nn.ELU}
+    assert isinstance(analysis_transform(2, 512, "shuffle")[-1], torch.nn.PixelUnshuffle)
+    for name, width in (("separated", 8), ("combined", 24)):
+        codec, _ = make(name, "shuffle")  # E = 16: encoders of 8 (three) or 24 channels (one)
+        for encoder in codec.encoders:
+            last = encoder[-1]
+            assert isinstance(last, torch.nn.Conv2d) and last.kernel_size == (5, 5)
+            assert (last.in_channels, last.out_channels, last.padding) == (512, width, (2, 2))
 
 
 def test_conditional_model_needs_its_condition():

@@ -237,13 +237,32 @@ def test_export_load_and_load_or_run(sequential, tmp_path, monkeypatch):
     assert loaded["rate_transmit"].tolist() == pytest.approx(table["rate_transmit"].tolist())
     monkeypatch.setattr(sweep_module, "fit", lambda *a, **k: pytest.fail("trained"))
     assert (s.load_or_run(tmp_path)["source"] == "committed").all()
-    # Exporting a subset keeps the other points' rows.
+    # Exporting a subset keeps the other points' rows, and drops rows that are no point of the
+    # grid: runs of an older model revision (other keys) or of other settings.
+    stale = loaded.iloc[:1].assign(key="0123456789ab")
+    pd.concat([pd.read_csv(path), stale]).to_csv(path, index=False)
     s.select(codec="joint").export(tmp_path)
-    assert len(pd.read_csv(path)) == 4
+    assert sorted(pd.read_csv(path)["key"]) == sorted(loaded["key"])
 
 
 def test_load_or_run_trains_when_nothing_is_committed(sequential, tmp_path):
     s, _ = sequential
+    assert (s.load_or_run(tmp_path, device="cpu", progress=False)["source"] == "trained").all()
+
+
+def test_load_or_run_trains_the_points_the_committed_results_lack(sequential, tmp_path):
+    """A partial results file (a lease's few points) gives its rows and the others are trained;
+    a file with none of the sweep's points (another seed, an older model revision) counts as
+    no file."""
+    s, table = sequential
+    path = s.export(tmp_path)
+    full = pd.read_csv(path)
+    full.iloc[[1]].to_csv(path, index=False)
+    mixed = s.load_or_run(tmp_path, device="cpu", progress=False)
+    assert mixed["key"].tolist() == table["key"].tolist()  # every point, in grid order
+    assert mixed["source"].tolist() == ["trained", "committed", "trained", "trained"]
+    full.assign(key="0123456789ab").iloc[:1].to_csv(path, index=False)
+    assert s.load(tmp_path) is None
     assert (s.load_or_run(tmp_path, device="cpu", progress=False)["source"] == "trained").all()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gwnlib import train
+from gwnlib import experiments, train
 from gwnlib.codecs import build
 from gwnlib.experiments import _LATER_FIELDS, TRAINING_PRESETS, Experiment, from_dict, resolve
 from gwnlib.heads import regression_head
@@ -189,11 +189,16 @@ def test_eta_warmup_ramps_the_training_rate_weight_and_keeps_old_keys(tmp_path, 
     assert train.rate_scale(resolve(**TINY), 0) == 1.0
     # None (the default) leaves the key as it was before the field existed; a value changes it.
     plain = resolve(**TINY)
-    text = json.dumps({k: v for k, v in plain.to_dict().items()
-                       if v is not None or k not in _LATER_FIELDS},
+    text = json.dumps({**{k: v for k, v in plain.to_dict().items()
+                          if v is not None or k not in _LATER_FIELDS},
+                       "model_revision": experiments.MODEL_REVISION},
                       sort_keys=True, separators=(",", ":"))  # fmt: skip
     assert plain.key == hashlib.sha256(text.encode()).hexdigest()[:12]
     assert config.key != plain.key
+    # A new model revision renames every run: no run of the older models is taken as finished.
+    monkeypatch.setattr(experiments, "MODEL_REVISION", experiments.MODEL_REVISION + 1)
+    assert resolve(**TINY).key != plain.key
+    monkeypatch.undo()
     # The rate is down-weighted in the gradient only: logged and validation losses use eta.
     seen = []
     real_backward = torch.Tensor.backward
@@ -468,6 +473,10 @@ def test_a_stopped_benchmark_keeps_its_rows_and_goes_on_from_them(tmp_path, monk
         ("independent", "1"),
         ("joint", "2"),
     ]
+    calls.clear()  # rows of an older model revision are measured again
+    monkeypatch.setattr(experiments, "MODEL_REVISION", experiments.MODEL_REVISION + 1)
+    bench.training_suite(["joint", "independent"], ["eager"], out=out, **options)
+    assert calls == ["joint", "independent"]
 
 
 def test_a_partial_benchmark_reports_what_it_measured(tmp_path, capsys):
