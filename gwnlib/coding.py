@@ -5,19 +5,23 @@ likelihoods. This module turns those estimates into real byte strings with Compr
 (``compressai.ans``), the way ``JointAutoregressiveHierarchicalPriors`` (mbt2018) does in
 ``_compress_ar`` / ``_decompress_ar``, with three differences that the paper's latents require:
 
-- **Fractional means.** The authors round the latents themselves (``y = round(f(x))``), not
-  ``y - mean``, so the Gaussian means are fractional while the symbols are integers. CompressAI's
-  tables are zero-mean; coding ``y - round(mean)`` against them costs up to ~8 bits per symbol
-  more than -log2 p at the scale bound 0.11. We therefore build one integer CDF per (scale, mean
-  offset) pair: 128 log-spaced scales from 0.11 to 256 (:data:`SCALE_LEVELS`; CompressAI's
-  :func:`~compressai.models.google.get_scale_table` with twice its levels, the nearest one chosen)
-  times ``K`` offsets in [-1/2, 1/2) (:data:`OFFSETS`). An element with parameters
-  (scale, mean) is coded as the symbol ``y - c`` with ``c = floor(mean + 1/2)``, against the table
-  of the first tabulated scale >= max(scale, 0.11) and of the offset bin holding ``mean - c``;
-  table index = ``scale_index * K + offset_index``. Each table is the discretised N(offset, scale)
-  on ``[-n, n]`` plus an escape bin for the tail mass, quantised to 16-bit CDFs by
-  ``compressai._CXX.pmf_to_quantized_cdf`` as in ``EntropyModel._pmf_to_cdf``; symbols outside
-  ``[-n, n]`` go through the escape bin and the coder's bypass bits, as in CompressAI.
+- **Fractional means.** The latents are rounded themselves (``y = round(f(x))``, as the authors
+  do), so the Gaussian means are fractional while the symbols are integers, and
+  :class:`~gwnlib.entropy.LatentEntropyModel` gives each symbol the bin mass of N(mean, scale).
+  CompressAI's tables are zero-mean; coding ``y - round(mean)`` against them costs up to ~8 bits
+  per symbol more than that -log2 p at the scale bound 0.11. (The authors' rate estimate rounds
+  ``y - mean`` before taking the bin mass of N(0, scale), in effect an integer mean, which those
+  zero-mean tables would code; see the entropy module.) We therefore build one integer CDF per
+  (scale, mean offset) pair: 128 log-spaced scales from 0.11 to 256 (:data:`SCALE_LEVELS`;
+  CompressAI's :func:`~compressai.models.google.get_scale_table` with twice its levels, the
+  nearest one chosen) times ``K`` offsets in [-1/2, 1/2) (:data:`OFFSETS`). An element with
+  parameters (scale, mean) is coded as the symbol ``y - c`` with ``c = floor(mean + 1/2)``,
+  against the table of the tabulated scale nearest to max(scale, 0.11) (in log distance) and of
+  the offset bin holding ``mean - c``; table index = ``scale_index * K + offset_index``. Each
+  table is the discretised N(offset, scale) on ``[-n, n]`` plus an escape bin for the tail mass,
+  quantised to 16-bit CDFs by ``compressai._CXX.pmf_to_quantized_cdf`` as in
+  ``EntropyModel._pmf_to_cdf``; symbols outside ``[-n, n]`` go through the escape bin and the
+  coder's bypass bits, as in CompressAI.
 - **Three channels.** One stream per latent (``y0``, ``y1``, ``y2``) and per sample. Y0 is coded
   on its own; Y1 and Y2 given Y0 (the conditional rates of Eq. 11). A receiver decodes only the
   streams its task needs: task 1 reads (Y0, Y1) and task 2 (Y0, Y2) for the three-channel codecs,
@@ -27,16 +31,20 @@ likelihoods. This module turns those estimates into real byte strings with Compr
   convolution is applied to the 5x5 window of a buffer that holds only the already-coded elements
   (as mbt2018 does), concatenated with the condition features at that position (for Y1 and Y2:
   the "2 + 2" condition path applied once to the whole, identical, Y0), then the 1x1 parameter
-  network. Everything here runs on the CPU in float32, on one thread, one sample at a time, so
-  a stream written by a model on a GPU decodes on a CPU. (Bit-identical CPU arithmetic is
-  assumed across the two ends: same torch build and CPU kernels; a stream is not guaranteed
-  portable between machines whose float32 convolutions differ in the last bit.)
+  network. Everything here runs on the CPU in float32, on one thread, one sample at a time,
+  whatever device the codec's transforms run on. Both ends must do the same float32 arithmetic
+  (the same torch build and CPU kernels): a last-bit difference that moves an element across a
+  table boundary would decode other symbols. That is not guaranteed between machines, so the
+  header carries a CRC32 of the coded latent and the decoder checks it: such a stream fails with
+  a ``ValueError`` instead of decoding to garbage.
 
-Stream format (:data:`HEADER`, big-endian, :data:`HEADER_SIZE` = 24 bytes, then the rANS
+Stream format (:data:`HEADER`, big-endian, :data:`HEADER_SIZE` = 32 bytes, then the rANS
 payload): magic ``b"GW"``, format version, codec id (index in ``CODECS``), channel (0, 1, 2),
-``K``, latent shape (C, H, W), payload length, CRC32 of the payload and CRC32 of the channel's
-entropy-model weights. Every field is checked on decoding: a truncated or corrupted stream, one
-written by another codec or for another channel, or by another model, raises ``ValueError``.
+``K``, latent shape (C, H, W), payload length, CRC32s of the payload, of the channel's
+entropy-model weights, of the coded latent and of the Y0 it was coded given. Every field is
+checked on decoding: a truncated or corrupted stream, one written by another codec, for another
+channel, by another model or given another Y0 (samples mixed), and one that decodes to another
+latent than was coded, raises ``ValueError``.
 
 Tables and staleness: the CDF tables depend only on ``K`` and the scale table, never on the
 model's weights, so they are built once per process and shared. What does depend on the weights is
@@ -82,9 +90,13 @@ SCALE_LEVELS = 128
 #: Means are clamped to this magnitude before picking a table (symbols stay int32).
 MAX_MEAN = 2.0**20
 MAGIC = b"GW"
-FORMAT_VERSION = 2  # 2: 128 scale levels (nearest), 32 mean offsets
-#: magic, version, codec, channel, K, C, H, W, payload length, payload CRC32, weights CRC32.
-HEADER = struct.Struct(">2sBBBBHHHIII")
+#: 2: 128 scale levels (nearest), 32 mean offsets; 3: CRC32s of the latent and of its condition.
+#: Bump it with any change of the tables (the constants above) or of the header.
+FORMAT_VERSION = 3
+#: magic, version, codec, channel, K, C, H, W, payload length, payload CRC32, weights CRC32,
+#: latent CRC32 (the integers coded), condition CRC32 (the Y0 that Y1 or Y2 was coded given; 0
+#: for a latent coded on its own).
+HEADER = struct.Struct(">2sBBBBHHHIIIII")
 HEADER_SIZE = HEADER.size
 
 
@@ -345,8 +357,22 @@ def decode_latent(
 
 
 # -- stream headers ---------------------------------------------------------------------------
-def pack(name: str, key: str, shape: Sequence[int], payload: bytes, weights_crc: int) -> bytes:
-    """Header + payload for channel ``key`` of codec ``name``."""
+def latent_crc(y: torch.Tensor) -> int:
+    """CRC32 of an integer-valued latent's values (as int32, in C order)."""
+    return zlib.crc32(y.detach().to("cpu", torch.int32).contiguous().numpy().tobytes())
+
+
+def pack(
+    name: str,
+    key: str,
+    shape: Sequence[int],
+    payload: bytes,
+    weights_crc: int,
+    crc: int = 0,
+    condition_crc: int = 0,
+) -> bytes:
+    """Header + payload for channel ``key`` of codec ``name``; ``crc`` and ``condition_crc``:
+    :func:`latent_crc` of the coded latent and of the Y0 it was coded given (0: none)."""
     from gwnlib.codecs import CODECS
 
     c, h, w = shape
@@ -364,15 +390,18 @@ def pack(name: str, key: str, shape: Sequence[int], payload: bytes, weights_crc:
         len(payload),
         zlib.crc32(payload),
         weights_crc,
+        crc,
+        condition_crc,
     )
     return header + payload
 
 
 def unpack(
     stream: bytes, name: str, key: str, shape: Sequence[int] | None, weights_crc: int
-) -> tuple[tuple[int, int, int], bytes]:
+) -> tuple[tuple[int, int, int], bytes, int, int]:
     """Check ``stream``'s header against codec ``name``, channel ``key``, ``shape`` and the
-    model's weights; return (shape, payload). Any mismatch raises ``ValueError``."""
+    model's weights; return (shape, payload, latent CRC32, condition CRC32). Any mismatch
+    raises ``ValueError``."""
     from gwnlib.codecs import CODECS
 
     where = f"{name} stream {key!r}"
@@ -381,8 +410,8 @@ def unpack(
     stream = bytes(stream)
     if len(stream) < HEADER_SIZE:
         raise ValueError(f"{where} is truncated: {len(stream)} bytes, header needs {HEADER_SIZE}")
-    magic, version, codec_id, channel, offsets, c, h, w, length, crc, wcrc = HEADER.unpack_from(
-        stream
+    magic, version, codec_id, channel, offsets, c, h, w, length, crc, wcrc, ycrc, ccrc = (
+        HEADER.unpack_from(stream)
     )
     if magic != MAGIC:
         raise ValueError(f"{where}: not a gwnlib stream (magic {magic!r}, expected {MAGIC!r})")
@@ -408,7 +437,7 @@ def unpack(
         raise ValueError(
             f"{where} was written by a model with other entropy-model weights (CRC32 mismatch)"
         )
-    return (c, h, w), payload
+    return (c, h, w), payload, ycrc, ccrc
 
 
 # -- the codec-level API ---------------------------------------------------------------------
@@ -441,10 +470,12 @@ def _compress_latents(codec: nn.Module, state: _CoderState, latents: dict, batch
             if key not in sample:
                 continue
             model = state.models[key]
-            payload = encode_latent(
-                model, sample[key], None if key == "y0" else condition, state.tables
+            given = None if key == "y0" else condition
+            payload = encode_latent(model, sample[key], given, state.tables)
+            crcs = latent_crc(sample[key]), 0 if given is None else latent_crc(given)
+            strings[key].append(
+                pack(codec.name, key, shapes[key], payload, state.weights_crc[key], *crcs)
             )
-            strings[key].append(pack(codec.name, key, shapes[key], payload, state.weights_crc[key]))
     return {"strings": strings, "shapes": shapes}
 
 
@@ -473,12 +504,24 @@ def decompress(
         for i in range(counts.pop()):
             sample: dict[str, torch.Tensor] = {}
             for key in needed:
-                shape, payload = unpack(
+                where = f"{codec.name} stream {key!r} of sample {i}"
+                shape, payload, crc, condition_crc = unpack(
                     strings[key][i], codec.name, key, shapes.get(key), state.weights_crc[key]
                 )
                 condition = sample.get("y0") if key != "y0" else None
+                if (0 if condition is None else latent_crc(condition)) != condition_crc:
+                    raise ValueError(
+                        f"{where} was coded given another Y0 than the one decoded here (CRC32 "
+                        "mismatch): streams of different samples or images are mixed"
+                    )
                 model = state.models[key]
                 sample[key] = decode_latent(model, payload, condition, shape, state.tables)
+                if latent_crc(sample[key]) != crc:
+                    raise ValueError(
+                        f"{where} decoded to another latent than was encoded (CRC32 mismatch): "
+                        "the decoder picked other tables than the encoder, as when their float32 "
+                        "arithmetic differs (another machine, torch build or CPU kernels)"
+                    )
                 decoded[key].append(sample[key])
     device = next(codec.decoders.parameters()).device
     dtype = next(codec.decoders.parameters()).dtype

@@ -455,8 +455,8 @@ def evaluate(experiment, codec, loss_fn, split: str = "val", autocast=contextlib
 
 def real_rates(codec, x) -> dict:
     """Real bits per input pixel from entropy coding: ``real_r0``, ..., the payload of each
-    stream without the 24-byte headers (reported as ``header_bits_per_stream``), next to
-    ``coded_r0``, ..., the entropy models' estimates for the same samples.
+    stream without its header (``HEADER_SIZE`` bytes, reported as ``header_bits_per_stream``),
+    next to ``coded_r0``, ..., the entropy models' estimates for the same samples.
 
     ``x``: a batch of inputs, an ``(images, mask)`` pair (pixels outside the mask are padding and
     not counted), or a list of either (batches of different sizes, e.g. COCO).

@@ -92,15 +92,43 @@ def test_channels_each_task_needs():
 
 
 def test_stream_header(shared_streams):
-    codec, _, compressed = shared_streams
-    assert coding.HEADER_SIZE == 24
+    codec, x, compressed = shared_streams
+    assert coding.HEADER_SIZE == 32
     stream = compressed["strings"]["y1"][0]
-    fields = struct.unpack(">2sBBBBHHHIII", stream[: coding.HEADER_SIZE])
+    fields = struct.unpack(">2sBBBBHHHIIIII", stream[: coding.HEADER_SIZE])
     magic, version, codec_id, channel, offsets, c, h, w, length = fields[:9]
     assert (magic, version, offsets) == (coding.MAGIC, coding.FORMAT_VERSION, coding.OFFSETS)
     assert (CODECS[codec_id], coding.CHANNELS[channel]) == ("shared", "y1")
     assert (c, h, w) == compressed["shapes"]["y1"] == (8, 2, 2)
     assert len(stream) == coding.HEADER_SIZE + length
+    with torch.no_grad():
+        latents, _ = codec.encode(x[:1])
+    assert fields[11:] == (coding.latent_crc(latents["y1"]), coding.latent_crc(latents["y0"]))
+    y0_fields = struct.unpack(">2sBBBBHHHIIIII", compressed["strings"]["y0"][0][:32])
+    assert y0_fields[11:] == (coding.latent_crc(latents["y0"]), 0)  # coded on its own
+
+
+def test_mixed_samples_and_wrong_decodes_are_rejected(shared_streams, monkeypatch):
+    """Y1 of one sample with Y0 of another, and a decoder whose arithmetic picks another table
+    for one element (what a last-bit float32 difference between machines does at a table
+    boundary), raise instead of decoding to garbage."""
+    codec, _, compressed = shared_streams
+    strings, shapes = compressed["strings"], compressed["shapes"]
+    mixed = {"y0": strings["y0"][::-1], "y1": strings["y1"]}
+    with pytest.raises(ValueError, match="'y1' of sample 0 was coded given another Y0"):
+        codec.decompress(mixed, shapes, tasks=(1,))
+    real_indexes, calls = coding.CdfTables.indexes, []
+
+    def one_off(self, scales, means):  # the decoder's third position picks the next scale up
+        index, centres = real_indexes(self, scales, means)
+        calls.append(len(index))
+        if len(calls) == 3 and scales.numel() < 100:
+            index = [i + self.offsets if i + self.offsets < len(self.cdfs) else i for i in index]
+        return index, centres
+
+    monkeypatch.setattr(coding.CdfTables, "indexes", one_off)
+    with pytest.raises(ValueError, match="'y0' of sample 0 decoded to another latent"):
+        codec.decompress(strings, shapes, tasks=(1,))
 
 
 def _decode_y0(codec, compressed, stream):

@@ -10,10 +10,15 @@ from gwnlib import runtime
 HAS_CUDA = torch.cuda.is_available()
 
 
-def test_auto_device_prefers_cuda():
+def test_auto_device_prefers_cuda(monkeypatch):
     expected = "cuda" if HAS_CUDA else "cpu"
     assert gwnlib.device("auto").type == expected
     assert gwnlib.device().type == expected
+    # Where torch sees a GPU (as on a user's machine), "auto" takes it, without a GPU here.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert gwnlib.device("auto").type == gwnlib.device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gwnlib.device("auto").type == "cpu"
 
 
 def test_cpu_device():
