@@ -7,6 +7,13 @@ the paper's tables list eta, and the authors' code calls the same number ``alpha
 (``alpha * (beta * r0 + r1 + r2) + d1 + d2``). beta prices the common channel: 1 optimises the
 transmit rate, 2 the receive rate (Sec. 3.2). Codecs without Y0 (Independent) or without private
 channels (Joint) simply have those rates at zero.
+
+Leaving the alignment term ``gamma * aux`` (Eq. 15) outside the eta scaling is a choice, and the
+paper allows two readings. Appendix D.2 scales "the optimization objective L" by eta. Read as
+Eq. 12's L, that is the loss above, and it is what the authors' code does
+(``alpha * (beta * r0 + r1 + r2) + d1 + d2 + aux``). Read as the objective actually optimised,
+L_aug of Eq. 15, the alignment term would be scaled too (``eta * gamma * aux``). We follow the
+code. Chapter "Training and sweeps" (Sec. 1) states the choice.
 """
 
 from __future__ import annotations
