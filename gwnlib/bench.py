@@ -295,6 +295,23 @@ def fastest(rows: list[dict]) -> dict[str, dict]:
     return best
 
 
+def older_models(rows: list[dict]) -> dict[int, list[str]]:
+    """The codecs of measured ``rows`` whose models are older than this code's, by revision
+    (:data:`~gwnlib.experiments.MODEL_REVISION`; rows from before the field count as 1): their
+    throughput is that of the older layers and is measured again by the next
+    :func:`training_suite` run into the same file."""
+    from gwnlib.experiments import MODEL_REVISION
+
+    older: dict[int, list[str]] = {}
+    for row in rows:
+        revision = row.get("settings", {}).get("model_revision", 1)
+        if "samples_per_s" in row and revision != MODEL_REVISION:
+            codecs = older.setdefault(revision, [])
+            if row["codec"] not in codecs:
+                codecs.append(row["codec"])
+    return older
+
+
 def report(rows: list[dict], sweep=None) -> str:
     """A benchmark's rows as a text table: samples/s, steps/s, peak memory and the speed-up over
     the ``authors`` variant of the same codec, failed and skipped cases with their reason; then
@@ -319,6 +336,9 @@ def report(rows: list[dict], sweep=None) -> str:
     measured = [row for row in rows if "hardware" in row]
     if measured:
         lines.append(f"hardware: {measured[0]['hardware']}; torch {measured[0]['torch']}")
+    for revision, codecs in older_models(rows).items():
+        lines.append(f"measured on model revision {revision}, older than this code's: "
+                     f"{', '.join(codecs)}")  # fmt: skip
     if sweep is not None:
         best = fastest(rows)
         missing = sorted({c.codec for c in sweep.configs()} - set(best))

@@ -196,8 +196,9 @@ def test_eta_warmup_ramps_the_training_rate_weight_and_keeps_old_keys(tmp_path, 
     assert plain.key == hashlib.sha256(text.encode()).hexdigest()[:12]
     assert config.key != plain.key
     # A new model revision renames every run: no run of the older models is taken as finished.
+    key = plain.key
     monkeypatch.setattr(experiments, "MODEL_REVISION", experiments.MODEL_REVISION + 1)
-    assert resolve(**TINY).key != plain.key
+    assert resolve(**TINY).key != key
     monkeypatch.undo()
     # The rate is down-weighted in the gradient only: logged and validation losses use eta.
     seen = []
@@ -511,6 +512,11 @@ def test_a_partial_benchmark_reports_what_it_measured(tmp_path, capsys):
     assert "RuntimeError: out of memory" in text and "needs a CUDA device" in text
     assert re.search(r"joint +fused +5 bf16 +450\.0 +0\.900 +1\.00 +4\.50x", text)
     assert "no throughput yet for combined, independent, separated" in text
+    # Rows without settings are from before model revisions (1): flagged when this code's is newer.
+    current = {"settings": {"model_revision": experiments.MODEL_REVISION}}
+    if experiments.MODEL_REVISION != 1:
+        assert "model revision 1, older than this code's: shared, joint" in text
+    assert "model revision" not in report([{**r, **current} for r in rows])
     everyone = rows + [row(c, "eager", 100.0) for c in ("independent", "separated", "combined")]
     paper_sweep = named("synthetic", "paper")
     hours = report(everyone, paper_sweep).splitlines()[-1]
