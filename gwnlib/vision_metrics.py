@@ -256,10 +256,12 @@ class CocoEvaluator:
     Crowd annotations stay in the ground truth: COCOeval treats them as ignore regions, so a
     detection on a crowd neither counts as a hit nor as a false positive (and keypoint mode also
     ignores persons with no labelled keypoint). The authors' code deletes crowd annotations
-    before evaluating, so that detections on crowds count as false positives; that is a likely
-    reason why their uncompressed box mAP (Table 8) is about 1.2 points below the 46.7 that
-    torchvision reports for Faster R-CNN ResNet50-FPN v2. This class gives torchvision's
-    (official COCO) convention.
+    before evaluating, so that detections on crowds count as false positives, which lowers AP.
+    The paper prints no uncompressed box mAP; even its best compressed point (Table 8: 0.455,
+    Shared at eta = 0.5) is 1.2 points below the 0.467 that torchvision reports for Faster R-CNN
+    ResNet50-FPN v2 (the authors' plotting code draws Fig. 5's "Uncompressed" line at that same
+    0.455, source unstated), and the deleted crowds may account for part of that gap. This class
+    gives torchvision's (official COCO) convention.
 
     No predictions at all give AP 0.0 where ground truth exists (pycocotools' ``loadRes`` would
     fail on an empty list; an empty result set is built instead).

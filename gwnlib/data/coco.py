@@ -13,12 +13,16 @@ for each image, the image and one target per task in the format those models tak
   ``keypoints`` float32 [N, 17, 3] as (x, y, visibility), ``iscrowd``, ``area`` and
   ``image_id``.
 
-Crowd regions are kept. The authors deleted them from their annotations, which is a likely
-reason their uncompressed mAP is 1.2 points lower than torchvision's: COCOeval uses crowd regions
-to excuse detections that fall on them. Evaluation therefore reads the official annotations
-(:attr:`CocoTasks.coco_instances`, :attr:`CocoTasks.coco_keypoints`) and the targets here keep
-crowd annotations, flagged by ``iscrowd``; :func:`training_targets` removes them (and degenerate
-boxes) only where the torchvision models' training losses are computed.
+Crowd regions are kept. The authors deleted them from their annotations, so that detections
+falling on crowds count as false positives (COCOeval uses crowd regions to excuse them), which
+lowers AP. The paper prints no uncompressed mAP; its best compressed box mAP (Table 8: 0.455,
+Shared at eta = 0.5) is 1.2 points below torchvision's 0.467, and the authors' plotting code
+draws Fig. 5's "Uncompressed" line at that same 0.455 (plus 0.65 keypoint AP) without saying
+where it comes from. The deleted crowds may account for part of that gap. Evaluation therefore
+reads the official annotations (:attr:`CocoTasks.coco_instances`,
+:attr:`CocoTasks.coco_keypoints`) and the targets here keep crowd annotations, flagged by
+``iscrowd``; :func:`training_targets` removes them (and degenerate boxes) only where the
+torchvision models' training losses are computed.
 
 Images have different sizes. The codec works on batches padded to a multiple of 64
 (:func:`pad_to_multiple`, :func:`collate`) with masks of the real pixels, and rates are divided
