@@ -279,11 +279,13 @@ class Sweep:
         path = self.results_file(folder)
         if not path.is_file():
             return None
-        table = pd.read_csv(path)
+        table = self._in_grid_order(pd.read_csv(path))
+        return None if table.empty else table
+
+    def _in_grid_order(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``table`` that are points of this sweep, in grid order."""
         order = {c.key: i for i, c in enumerate(self.configs())}
         table = table[table["key"].isin(order)]
-        if table.empty:
-            return None
         return table.sort_values("key", key=lambda k: k.map(order)).reset_index(drop=True)
 
     def load_or_run(self, folder: str | Path | None = None, **run_options) -> pd.DataFrame:
@@ -297,9 +299,7 @@ class Sweep:
         if not missing:
             return committed.assign(source="committed")
         trained = self.select(key=missing).run(**run_options).assign(source="trained")
-        order = {c.key: i for i, c in enumerate(self.configs())}
-        table = pd.concat([committed.assign(source="committed"), trained], ignore_index=True)
-        return table.sort_values("key", key=lambda k: k.map(order)).reset_index(drop=True)
+        return self._in_grid_order(pd.concat([committed.assign(source="committed"), trained]))
 
 
 def named(name: str, preset: str = "smoke", **options) -> Sweep:
