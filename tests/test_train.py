@@ -129,7 +129,7 @@ def test_a_run_writes_its_directory(finished_run):
     for key, streams in (("r0", 1), ("r1", 1), ("r2", 1), ("rate_transmit", 3)):
         gap = metrics[f"real_{key}"] - metrics[f"coded_{key}"]
         assert -0.01 < gap <= streams * 2 * 64 / (2 * 32 * 32) + 0.02 * metrics[f"coded_{key}"]
-    assert metrics["real_bits_samples"] == 2 and metrics["header_bits_per_stream"] == 192
+    assert metrics["real_bits_samples"] == 2 and metrics["header_bits_per_stream"] == 8 * 32
     assert metrics["key"] == folder.name and metrics["preset"] == "smoke"
 
 
