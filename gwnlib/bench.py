@@ -5,8 +5,9 @@ so that numbers quoted in the book and in notes can be re-measured.
 
 The training benchmark times the full step (forward, Eq. 12 loss, backward, clipping, Adam) of
 one codec at a preset's size under one execution :data:`VARIANTS`; :func:`training_suite` runs
-every variant for every codec, ``python -m gwnlib bench train --codec all --variant all`` from the shell. Batches
-are drawn before timing; no step synchronises with the host except the ``authors`` emulation.
+every variant for every codec (``python -m gwnlib bench train --codec all --variant all`` from
+the shell). Batches are drawn before timing; no step synchronises with the host except the
+``authors`` emulation.
 """
 
 from __future__ import annotations
