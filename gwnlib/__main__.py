@@ -64,7 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         help="also write the rows to this JSON file (training: after every case; cases it "
         "holds from the same settings are not measured again)",
     )
-    bench.add_argument("--batch-size", type=int, default=100)
+    bench.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="batch size (synthetic batches: default 100; training: overrides the preset's)",
+    )
+    bench.add_argument(
+        "--lr", type=float, default=None, help="training: learning rate (overrides the preset's)"
+    )
+    bench.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's, one per core)"
+    )
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
     bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
     _add_sweep_parser(commands)
@@ -97,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bench(args) -> int:
+    import torch
+
     from gwnlib.bench import VARIANTS, report, synthetic_batches, training_suite
     from gwnlib.codecs import CODECS
 
@@ -105,8 +118,13 @@ def _bench(args) -> int:
     if args.files:
         print(f"error: files are for 'bench report', not 'bench {args.what}'", file=sys.stderr)
         return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"error: --threads must be >= 1; got {args.threads}", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     if args.what == "synthetic":
-        rows = [synthetic_batches(args.batch_size, args.device, args.side)]
+        rows = [synthetic_batches(args.batch_size or 100, args.device, args.side)]
     else:
         codecs = CODECS if args.codec == "all" else tuple(args.codec.split(","))
         variants = VARIANTS if args.variant == "all" else tuple(args.variant.split(","))
@@ -134,6 +152,11 @@ def _bench(args) -> int:
             steps=args.steps,
             warmup=args.warmup,
             out=args.out,
+            **{
+                name: value
+                for name, value in (("batch_size", args.batch_size), ("lr", args.lr))
+                if value is not None
+            },
         )
     if args.what == "train":
         print(report(rows))

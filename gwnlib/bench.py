@@ -80,10 +80,15 @@ def synthetic_batches(
 #:   :func:`~gwnlib.train.update_step`) in float32 whatever ``amp`` says: what ``authors``
 #:   costs over it is the host synchronisations alone;
 #: - ``eager``: our step under ``amp`` (auto: bfloat16 autocast on CUDA, float32 on the CPU; rates
-#:   and likelihoods stay float32); this and the variants below use ``amp``;
+#:   and likelihoods stay float32); this and the variants below use ``amp``, except
+#:   ``eager_bf16``;
+#: - ``eager_bf16``: our step under bfloat16 autocast whatever ``amp`` says, on any device (on a
+#:   CPU, fast only where it has native bf16 instructions: :func:`gwnlib.train.uses_bf16`);
 #: - ``channels_last``: ``eager`` with NHWC weights and inputs;
 #: - ``compile``: ``eager`` with the codec under ``torch.compile``;
 #: - ``cudagraphs``: ``torch.compile(mode="reduce-overhead")``, replaying CUDA graphs (CUDA only);
+#: - ``processes``: ``eager`` in one single-thread process per CPU thread of this process, all at
+#:   once, throughput summed: what the ``pool`` sweep executor does with a CPU (CPU only);
 #: - ``fused``: ``points`` (eta) points trained as one vmapped model (:mod:`gwnlib.fused`);
 #:   throughput counts every point's samples;
 #: - ``fused_compile``: ``fused`` with the batched step under ``torch.compile``.
@@ -95,9 +100,11 @@ VARIANTS = (
     "authors",
     "eager_fp32",
     "eager",
+    "eager_bf16",
     "channels_last",
     "compile",
     "cudagraphs",
+    "processes",
     "fused",
     "fused_compile",
 )
@@ -115,6 +122,7 @@ def training(
     windows: int = 3,
     steps: int = 3,
     warmup: int = 2,
+    _barrier=None,
     **overrides,
 ) -> dict:
     """Training throughput of one codec at a preset's size under ``variant`` (:data:`VARIANTS`):
@@ -142,8 +150,14 @@ def training(
     dev = resolve_device(device)
     if variant == "cudagraphs" and dev.type != "cuda":
         raise ValueError("variant 'cudagraphs' needs a CUDA device")
+    if variant == "processes":
+        if dev.type != "cpu":
+            raise ValueError("variant 'processes' runs on the CPU only (device='cpu')")
+        return _processes(codec, dataset, preset, amp, windows, steps, warmup, overrides)
     config = resolve(dataset, preset, codec=codec, **overrides)
-    bf16 = variant not in ("authors", "eager_fp32") and uses_bf16(amp, dev)
+    bf16 = variant == "eager_bf16" or (
+        variant not in ("authors", "eager_fp32") and uses_bf16(amp, dev)
+    )
     autocast = _autocast(dev, bf16)
     experiment = Experiment(config, dev)
     x, t1, t2 = next(experiment.batches("train"))
@@ -174,6 +188,8 @@ def training(
     for _ in range(warmup):
         step()
     _synchronize(dev)
+    if _barrier is not None:  # the ``processes`` variant: time the processes together
+        _barrier.wait()
     _reset_peak_memory(dev)
     rates = []
     for _ in range(windows):
@@ -185,7 +201,7 @@ def training(
     median = statistics.median(rates)
     fused_points = points if variant in FUSED_VARIANTS else 1
     return {
-        "benchmark": f"training step, {codec} codec, {_size(dataset, preset)}",
+        "benchmark": f"training step, {codec} codec, {_size(dataset, preset, overrides)}",
         "variant": variant,
         "codec": codec,
         "points": fused_points,
@@ -205,13 +221,92 @@ def training(
     }
 
 
-def _size(dataset: str, preset: str) -> str:
-    return f"{dataset} {preset} size"
+def _processes(codec, dataset, preset, amp, windows, steps, warmup, overrides) -> dict:
+    """The ``processes`` variant: ``eager`` in one single-thread process per thread of this
+    process (``torch.get_num_threads()``), timed together (a barrier after the warm-ups);
+    samples/s, steps/s and peak memory summed over the processes."""
+    import concurrent.futures
+    import multiprocessing
+
+    count = torch.get_num_threads()
+    context = multiprocessing.get_context("spawn")  # no forked thread pools
+    barrier = context.Barrier(count)
+    options = dict(dataset=dataset, preset=preset, device="cpu", amp=amp, variant="eager",
+                   windows=windows, steps=steps, warmup=warmup, **overrides)  # fmt: skip
+    with concurrent.futures.ProcessPoolExecutor(
+        count, mp_context=context, initializer=_single_thread_worker, initargs=(barrier,)
+    ) as pool:
+        rows = list(pool.map(_processes_worker, [codec] * count, [options] * count))
+    first = rows[0]
+    return {
+        **first,
+        "variant": "processes",
+        "processes": count,
+        "torch_threads": 1,
+        "steps_per_s": sum(r["steps_per_s"] for r in rows),
+        "samples_per_s": sum(r["samples_per_s"] for r in rows),
+        "peak_memory_gib": sum(r["peak_memory_gib"] for r in rows),
+        "windows": [sum(w) for w in zip(*(r["windows"] for r in rows), strict=True)],
+    }
+
+
+_WORKER_BARRIER = None
+
+
+#: Seconds a ``processes`` worker waits at the barrier for the others' warm-up before giving up.
+BARRIER_TIMEOUT = 600.0
+
+
+def _single_thread_worker(barrier) -> None:
+    global _WORKER_BARRIER
+    torch.set_num_threads(1)
+    _WORKER_BARRIER = barrier
+
+
+def _processes_worker(codec: str, options: dict) -> dict:
+    """One ``processes`` worker; a failure breaks the barrier, so that the others stop waiting
+    and the case is reported as failed instead of hanging."""
+    barrier = _WORKER_BARRIER
+
+    class _Timed:
+        def wait(self):
+            barrier.wait(timeout=BARRIER_TIMEOUT)
+
+    try:
+        return training(codec, _barrier=_Timed(), **options)
+    except BaseException:
+        barrier.abort()
+        raise
+
+
+def _size(dataset: str, preset: str, overrides: dict | None = None) -> str:
+    """A row's size label: ``"synthetic paper size"``, with the settings that override the
+    preset's after it (``"synthetic short size, batch_size 256"``)."""
+    extra = "".join(f", {name} {value}" for name, value in sorted((overrides or {}).items()))
+    return f"{dataset} {preset} size{extra}"
+
+
+def size_of(row: dict) -> str:
+    """The size a benchmark row was measured at (:func:`_size`), also for a failed or skipped
+    case's row, from its settings."""
+    if "benchmark" in row:
+        return row["benchmark"].split(" codec, ", 1)[-1]
+    settings = row.get("settings", {})  # a failed case of an older file: no overrides known
+    return _size(settings.get("dataset", "synthetic"), settings.get("preset", "paper"))
+
+
+def by_size(rows: list[dict]) -> dict[str, list[dict]]:
+    """``rows`` grouped by :func:`size_of`, in order of first appearance: one benchmark file may
+    hold several sizes (``bench-cpu.json``: the paper's and the laptop presets')."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(size_of(row), []).append(row)
+    return groups
 
 
 def measured_at(rows: list[dict], dataset: str = "synthetic", preset: str = "paper") -> list[dict]:
-    """The rows of :func:`training` runs at ``dataset``'s ``preset`` size (their ``benchmark``)."""
-    return [row for row in rows if _size(dataset, preset) in row.get("benchmark", "")]
+    """The rows of :func:`training` runs at exactly ``dataset``'s ``preset`` size (no overrides)."""
+    return [row for row in rows if size_of(row) == _size(dataset, preset)]
 
 
 def training_suite(
@@ -237,42 +332,78 @@ def training_suite(
     from gwnlib.runtime import show_progress
 
     dev = resolve_device(options.get("device", "auto"))
+    # The defaults of ``training`` are written out, so that the CLI's and the API's calls of one
+    # case share its key; the thread count decides the step's speed and the processes' number.
+    options = {**_SUITE_DEFAULTS, **options}
     settings = {
         **{name: str(value) for name, value in sorted(options.items()) if name != "device"},
+        "torch_threads": str(torch.get_num_threads()),
         "device": str(dev),
         "hardware": hardware(dev),
         "torch": torch.__version__,
         "model_revision": MODEL_REVISION,
     }
+    overrides = {k: v for k, v in options.items() if k not in _TRAINING_OPTIONS}
+    size = _size(options.get("dataset", "synthetic"), options.get("preset", "paper"), overrides)
     saved = {}  # the rows already in ``out``, by case
     if out is not None and Path(out).is_file():
-        saved = {(r.get("codec"), r.get("variant")): r for r in json.loads(Path(out).read_text())}
+        saved = {_case(r): r for r in json.loads(Path(out).read_text())}
     rows = []
     cases = [(codec, variant) for codec in codecs for variant in variants]
     for codec, variant in tqdm(cases, desc="benchmark", disable=not show_progress(progress)):
-        done = saved.get((codec, variant))
+        done = saved.get(_case({"codec": codec, "variant": variant, "settings": settings}))
         if done and done.get("settings") == settings and "error" not in done:
             rows.append(done)
             continue
+        case = {"benchmark": f"training step, {codec} codec, {size}", "codec": codec,
+                "variant": variant}  # fmt: skip
         if variant == "cudagraphs" and dev.type != "cuda":
-            row = {"codec": codec, "variant": variant, "skipped": "needs a CUDA device"}
+            row = {**case, "skipped": "needs a CUDA device"}
+        elif variant == "processes" and dev.type != "cpu":
+            row = {**case, "skipped": "CPU only"}
         else:
             try:
                 row = training(codec, variant=variant, **options)
             except Exception as exc:  # noqa: BLE001  (reported in the table)
-                row = {"codec": codec, "variant": variant, "error": f"{type(exc).__name__}: {exc}"}
+                row = {**case, "error": f"{type(exc).__name__}: {exc}"}
         rows.append({**row, "settings": settings})
         if dev.type == "cuda":
             torch.cuda.empty_cache()
         if out is not None:
-            measured = {(r["codec"], r["variant"]) for r in rows}
+            measured = {_case(r) for r in rows}
             kept = [r for case, r in saved.items() if case not in measured]
             write_json(Path(out), kept + rows)
     return rows
 
 
+#: :func:`training`'s defaults of the options a suite records in its rows' settings.
+_SUITE_DEFAULTS = dict(dataset="synthetic", preset="paper", amp="auto", points=5, windows=3,
+                       steps=3, warmup=2)  # fmt: skip
+#: The options of :func:`training` that are not run settings (the others override the preset).
+_TRAINING_OPTIONS = ("dataset", "preset", "device", "amp", "points", "windows", "steps", "warmup")
+#: Settings of a benchmark row that do not make it another case: a row measured again on other
+#: hardware, torch, thread count or models, or with other timing windows, replaces the old one.
+_NOT_CASE = ("device", "hardware", "torch", "torch_threads", "model_revision", "windows", "steps",
+             "warmup")  # fmt: skip
+
+
+def _case(row: dict) -> tuple:
+    """What a benchmark row measures: its codec and variant and the settings that change the
+    step (dataset, preset, amp, points, size overrides such as the batch), so that rows of
+    several sizes share one file (``bench-cpu.json`` holds the paper and laptop sizes)."""
+    settings = row.get("settings", {})
+    rest = tuple(sorted((k, str(v)) for k, v in settings.items() if k not in _NOT_CASE))
+    return (row.get("codec"), row.get("variant"), rest)
+
+
 def speedups(rows: list[dict], baseline: str = "authors") -> dict:
-    """Samples/s of each (codec, variant) over the ``baseline`` variant of the same codec."""
+    """Samples/s of each (codec, variant) over the ``baseline`` variant of the same codec, for
+    rows of one size (:func:`by_size` splits a file that holds several)."""
+    sizes = {size_of(r) for r in rows if "samples_per_s" in r}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"rows of one size expected (split them with by_size); got {sorted(sizes)}"
+        )
     base = {
         r["codec"]: r["samples_per_s"]
         for r in rows
@@ -314,26 +445,32 @@ def older_models(rows: list[dict]) -> dict[int, list[str]]:
 
 
 def report(rows: list[dict], sweep=None) -> str:
-    """A benchmark's rows as a text table: samples/s, steps/s, peak memory and the speed-up over
-    the ``authors`` variant of the same codec, failed and skipped cases with their reason; then
-    the hardware and, given a ``sweep`` (e.g. ``named("synthetic", "paper")``), what it costs at
-    each codec's fastest variant (:func:`sweep_cost`: every point to its last epoch)."""
-    ratio = speedups(rows)
-    lines = [
-        f"{'codec':>12} {'variant':>13} {'pts':>3} {'amp':>4} {'samples/s':>10} "
-        f"{'steps/s':>8} {'peak GiB':>8} {'vs authors':>10}"
-    ]
-    for row in rows:
-        if "samples_per_s" not in row:
-            reason = row.get("error", row.get("skipped", "not measured"))
-            lines.append(f"{row['codec']:>12} {row['variant']:>13}: {reason}")
-            continue
-        times = ratio.get((row["codec"], row["variant"]))
+    """A benchmark's rows as text tables, one per size (:func:`by_size`): samples/s, steps/s,
+    peak memory and the speed-ups over the ``authors`` and ``eager_fp32`` variants of the same
+    codec, failed and skipped cases with their reason; then the hardware and, given a ``sweep``
+    (e.g. ``named("synthetic", "paper")``), what it costs at each codec's fastest variant at the
+    sweep's size (:func:`sweep_cost`: every point to its last epoch)."""
+    lines = []
+    for size, group in by_size(rows).items():
+        authors, fp32 = speedups(group), speedups(group, "eager_fp32")
+        lines.append(f"-- {size}")
         lines.append(
-            f"{row['codec']:>12} {row['variant']:>13} {row['points']:>3} {row['amp']:>4} "
-            f"{row['samples_per_s']:10.1f} {row['steps_per_s']:8.3f} "
-            f"{row['peak_memory_gib']:8.2f} {'' if times is None else f'{times:9.2f}x':>10}"
+            f"{'codec':>12} {'variant':>13} {'pts':>3} {'amp':>4} {'batch':>5} {'samples/s':>10} "
+            f"{'steps/s':>8} {'peak GiB':>8} {'vs authors':>10} {'vs fp32':>8}"
         )
+        for row in group:
+            if "samples_per_s" not in row:
+                reason = row.get("error", row.get("skipped", "not measured"))
+                lines.append(f"{row['codec']:>12} {row['variant']:>13}: {reason}")
+                continue
+            times = [ratio.get((row["codec"], row["variant"])) for ratio in (authors, fp32)]
+            shown = ["" if t is None else f"{t:.2f}x" for t in times]
+            lines.append(
+                f"{row['codec']:>12} {row['variant']:>13} {row['points']:>3} {row['amp']:>4} "
+                f"{row.get('batch_size', ''):>5} {row['samples_per_s']:10.1f} "
+                f"{row['steps_per_s']:8.3f} {row['peak_memory_gib']:8.2f} {shown[0]:>10} "
+                f"{shown[1]:>8}"
+            )
     measured = [row for row in rows if "hardware" in row]
     if measured:
         lines.append(f"hardware: {measured[0]['hardware']}; torch {measured[0]['torch']}")
@@ -341,7 +478,7 @@ def report(rows: list[dict], sweep=None) -> str:
         lines.append(f"measured on model revision {revision}, older than this code's: "
                      f"{', '.join(codecs)}")  # fmt: skip
     if sweep is not None:
-        best = fastest(rows)
+        best = fastest(measured_at(rows, sweep.dataset, sweep.preset))
         missing = sorted({c.codec for c in sweep.configs()} - set(best))
         if missing:
             lines.append(f"{sweep.name} {sweep.preset} sweep: no throughput yet for "

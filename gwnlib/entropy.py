@@ -25,7 +25,18 @@ from compressai.entropy_models import GaussianConditional
 from compressai.layers import MaskedConv2d
 from torch import nn
 
-from gwnlib.nn import ResidualBlock
+from gwnlib.nn import ResidualBlock, SameConv2d, SameConvolution
+
+
+class MaskedSameConv2d(SameConvolution, MaskedConv2d):
+    """CompressAI's ``MaskedConv2d`` (its forward, masking and state dict) convolving with
+    :func:`gwnlib.nn.same_conv2d`: on a latent smaller than the kernel's reach it skips the taps
+    that only meet the padding."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str):
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                         mask_type=mask_type)  # fmt: skip
+        self._check_same()
 
 
 class LatentEntropyModel(nn.Module):
@@ -41,7 +52,7 @@ class LatentEntropyModel(nn.Module):
         super().__init__()
         c = channels
         self.channels = channels
-        self.context = MaskedConv2d(c, 2 * c, kernel_size=5, padding=2, mask_type="A")
+        self.context = MaskedSameConv2d(c, 2 * c, kernel_size=5, mask_type="A")
         self.condition = None
         inputs = 2 * c
         if condition_channels is not None:
@@ -49,7 +60,7 @@ class LatentEntropyModel(nn.Module):
             self.condition = nn.Sequential(
                 ResidualBlock(k, 5),
                 ResidualBlock(k, 5),
-                nn.Conv2d(k, 2 * c, 5, padding=2),
+                SameConv2d(k, 2 * c, 5),
                 ResidualBlock(2 * c, 5),
                 ResidualBlock(2 * c, 5),
             )

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from gwnlib.nn import ResidualBlock
+from gwnlib.nn import ResidualBlock, SameConv2d
 
 
 def regression_head(in_channels: int, out_channels: int = 1) -> nn.Module:
     """One residual block, then a 5x5 conv to ``out_channels`` (the authors' synthetic head)."""
-    return nn.Sequential(
-        ResidualBlock(in_channels), nn.Conv2d(in_channels, out_channels, 5, padding=2)
-    )
+    return nn.Sequential(ResidualBlock(in_channels), SameConv2d(in_channels, out_channels, 5))
 
 
 def classifier_head(in_features: int = 3 * 32 * 32, classes: int = 10) -> nn.Module:

@@ -1,6 +1,8 @@
 """Layers of the learnable Gray-Wyner network (paper Sec. 3.3 and 4, appendix D.1, Fig. 6).
 
 - :class:`ResidualBlock`: 1x1 conv, ELU, kxk conv, ELU, 1x1 conv, plus the input.
+- :class:`SameConv2d`: a stride-1 'same' convolution that skips the kernel taps that only ever
+  meet the zero padding (the same function, a fraction of the work on tiny latents).
 - :func:`analysis_transform` / :func:`synthesis_transform` in two variants: ``"conv"``, the
   strided convolutions of Fig. 6 (channels 24, 48, 192, E; spatial size / 16), and ``"shuffle"``,
   the pixel-(un)shuffle transforms the paper uses for its synthetic source (D.3).
@@ -12,11 +14,64 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gwnlib.runtime import check_int
 
 TRANSFORMS = ("conv", "shuffle")
+
+
+def same_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int]
+) -> torch.Tensor:
+    """A stride-1 convolution of ``x`` with zero ``padding`` = half the (odd) kernel, as
+    ``F.conv2d`` computes it, without the kernel taps that can only ever meet the padding.
+
+    On a latent smaller than the kernel's reach (the synthetic laptop preset's 1 x 1 latent, or
+    coloured MNIST's 2 x 2, under the entropy models' 5 x 5 kernels) most taps multiply zeros:
+    a 5 x 5 kernel on a 1 x 1 input uses its centre only. Cropping the kernel to the taps within
+    ``size - 1`` of the centre gives the same output and the same gradients (the cropped taps'
+    gradient is exactly zero either way) for a fraction of the work, up to float32's rounding of
+    a shorter sum; on larger inputs (the paper's 4 x 4 latent) nothing is cropped.
+    """
+    ph, pw = padding
+    oh, ow = min(ph, x.shape[-2] - 1), min(pw, x.shape[-1] - 1)
+    if (oh, ow) != (ph, pw):
+        weight = weight[..., ph - oh : ph + oh + 1, pw - ow : pw + ow + 1]
+    return F.conv2d(x, weight, bias, 1, (oh, ow))
+
+
+class SameConvolution:
+    """Mixin for ``nn.Conv2d`` (or a subclass such as CompressAI's ``MaskedConv2d``) with stride 1
+    and 'same' zero padding: its convolution is :func:`same_conv2d`. It overrides
+    ``_conv_forward``, which ``nn.Conv2d.forward`` calls with the weight to use, so that the
+    layer's own forward (masking first), a compiled graph and a vmapped functional call all
+    convolve this way. Same parameters and state dict as the plain layer."""
+
+    def _check_same(self) -> None:
+        k, p = self.kernel_size, self.padding
+        same = all(size == 2 * pad + 1 for size, pad in zip(k, p, strict=True))
+        plain = (self.stride == (1, 1) and self.dilation == (1, 1) and self.groups == 1
+                 and self.padding_mode == "zeros")  # fmt: skip
+        if not (same and plain):
+            raise ValueError(
+                "a SameConvolution needs an odd kernel, padding = kernel // 2, stride 1, "
+                f"dilation 1, one group and zero padding; got kernel {k}, padding {p}, "
+                f"stride {self.stride}"
+            )
+
+    def _conv_forward(self, input, weight, bias):  # noqa: A002  (nn.Conv2d's signature)
+        return same_conv2d(input, weight, bias, self.padding)
+
+
+class SameConv2d(SameConvolution, nn.Conv2d):
+    """``nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)`` that skips
+    the taps that only meet the padding (:func:`same_conv2d`)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self._check_same()
 
 
 class ResidualBlock(nn.Module):
@@ -30,7 +85,7 @@ class ResidualBlock(nn.Module):
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 1),
             nn.ELU(),
-            nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2),
+            SameConv2d(channels, channels, kernel_size),
             nn.ELU(),
             nn.Conv2d(channels, channels, 1),
         )
@@ -73,7 +128,7 @@ def analysis_transform(in_channels: int, out_channels: int, transform: str = "co
         if stage < 3:
             layers.append(ResidualBlock(channels))
     if channels != out_channels:
-        layers.append(nn.Conv2d(channels, out_channels, 5, padding=2))
+        layers.append(SameConv2d(channels, out_channels, 5))
     return nn.Sequential(*layers)
 
 

@@ -18,8 +18,9 @@ import torch
 
 #: The run sizes every chapter understands. ``smoke``: seconds to minutes on a 2-core CPU, used by
 #: CI and the default book build; it checks that code runs and is never a reproduction. ``short``:
-#: enough training to show the paper's trends, minutes per point on one GPU. ``paper``: the paper's
-#: own settings (its Table 1).
+#: the laptop preset of the synthetic study and coloured MNIST (each sweep about 2 hours on a
+#: 2-core CPU), and a few GPU hours for the vision tasks. ``paper``: the paper's own settings (its
+#: Table 1).
 PRESETS = ("smoke", "short", "paper")
 
 #: Accepted values of a chapter's ``device`` parameter (``cuda:N`` picks one of several GPUs).

@@ -48,7 +48,8 @@ from gwnlib.files import atomic_write, remove_stale_temporaries, save_torch, wri
 from gwnlib.runtime import check_int, hardware, runs_dir, show_progress
 from gwnlib.runtime import device as resolve_device
 
-#: Accepted values of ``fit(amp=...)``: ``"auto"`` is bfloat16 autocast on CUDA, float32 elsewhere.
+#: Accepted values of ``fit(amp=...)``: ``"auto"`` is bfloat16 autocast on CUDA, float32 elsewhere
+#: (on CPUs, bf16 was not measured both faster and as good: :func:`uses_bf16`).
 AMP_MODES = ("auto", "bf16", "fp32")
 #: The rate and distortion terms logged for every epoch and reported at the end.
 TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
@@ -296,7 +297,15 @@ def _should_stop(state: dict, config: RunConfig) -> bool:
 
 def uses_bf16(amp: str, dev: torch.device) -> bool:
     """Whether ``amp`` (:data:`AMP_MODES`) means bfloat16 autocast on ``dev``: ``"auto"`` on
-    CUDA only."""
+    CUDA only.
+
+    On a CPU ``"auto"`` stays float32: bfloat16 autocast is only worth taking where it is both
+    faster and as good, and no CPU measured for this book showed both. On a 2-core AMD EPYC
+    without native bf16 instructions (``lscpu``: no ``avx512_bf16``; oneDNN emulates them) the
+    synthetic step was about 7-12 times *slower* under bf16 (the ``eager_bf16`` rows of
+    ``book/results/bench-cpu.json``); where ``avx512_bf16`` exists it gained 1.0-1.14x on the
+    synthetic codec and 1.35x on the coloured-MNIST one, with no seed-noise comparison of the
+    results yet. ``amp="bf16"`` asks for it explicitly."""
     return amp == "bf16" or (amp == "auto" and dev.type == "cuda")
 
 

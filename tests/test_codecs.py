@@ -227,3 +227,45 @@ def test_a_few_steps_of_training_lower_the_loss():
         optimizer.step()
         losses.append(terms["loss"].item())
     assert min(losses[-5:]) < 0.85 * losses[0]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("masked", [False, True])
+def test_same_convolutions_skip_only_taps_that_meet_the_padding(size, masked):
+    """SameConv2d and the entropy models' masked context convolution crop the kernel on inputs
+    smaller than its reach (the laptop preset's 1 x 1 latent): the same outputs and gradients as
+    the full zero-padded convolution, to float32 rounding, and masking as CompressAI's layer
+    (values zero at masked taps, the plain convolution's gradient there)."""
+    import torch.nn.functional as F
+
+    from gwnlib.entropy import MaskedSameConv2d
+    from gwnlib.nn import SameConv2d
+
+    torch.manual_seed(size)
+    layer = MaskedSameConv2d(3, 4, 5, "A") if masked else SameConv2d(3, 4, 5)
+    with torch.no_grad():
+        layer.weight.normal_()  # masked taps nonzero: the forward must zero them
+    x = torch.randn(2, 3, size, size, requires_grad=True)
+    out = layer(x)
+    upstream = torch.randn_like(out)
+    grads = torch.autograd.grad((out * upstream).sum(), (x, layer.weight))
+    weight = layer.weight.detach().clone().requires_grad_()  # masked in place by the forward
+    if masked:
+        assert (weight[:, :, 2, 2:] == 0).all() and (weight[:, :, 3:] == 0).all()
+    x2 = x.detach().clone().requires_grad_()
+    full = F.conv2d(x2, weight, layer.bias, 1, 2)
+    expected = torch.autograd.grad((full * upstream).sum(), (x2, weight))
+    torch.testing.assert_close(out, full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[0], expected[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1], expected[1], rtol=1e-5, atol=1e-6)
+
+
+def test_same_convolutions_refuse_what_they_cannot_crop():
+    from gwnlib.nn import SameConv2d
+
+    layer = SameConv2d(2, 2, 3)
+    layer.stride = (2, 2)
+    with pytest.raises(ValueError, match="padding = kernel // 2, stride 1"):
+        layer._check_same()
+    with pytest.raises(ValueError, match="odd kernel"):
+        SameConv2d(2, 2, 4)

@@ -532,6 +532,59 @@ def test_a_partial_benchmark_reports_what_it_measured(tmp_path, capsys):
     assert main(["bench", "train", str(path)]) == 2  # files are for 'report' only
 
 
+def test_the_cpu_variants_bf16_and_one_process_per_thread(monkeypatch):
+    """``eager_bf16`` autocasts whatever ``amp`` says; ``processes`` runs ``eager`` in one
+    single-thread process per thread of this one, timed together, and sums their rates."""
+    from gwnlib.bench import training
+
+    tiny = dict(preset="smoke", device="cpu", windows=1, steps=1, warmup=1)
+    assert training("joint", variant="eager_bf16", amp="fp32", **tiny)["amp"] == "bf16"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # two processes on any machine
+    row = training("joint", variant="processes", amp="fp32", **tiny)
+    assert row["variant"] == "processes" and row["processes"] == 2 and row["torch_threads"] == 1
+    assert row["samples_per_s"] == pytest.approx(8 * row["steps_per_s"])
+    assert row["samples_per_s"] == pytest.approx(sum(row["windows"]) * 8)  # one window each
+    assert row["benchmark"] == "training step, joint codec, synthetic smoke size"
+
+
+def test_one_benchmark_file_holds_several_sizes(tmp_path, monkeypatch):
+    """The laptop preset's rows (and a larger batch) sit beside the paper size's in one file:
+    cases differ by their size settings, each size is reported with its own speed-ups, and the
+    paper-size rows are found exactly (not the batch-256 rows of the same preset)."""
+    from gwnlib import bench
+
+    def fake(codec, variant="eager", dataset="synthetic", preset="paper", **options):
+        known = ("device", "amp", "points", "windows", "steps", "warmup")
+        overrides = {k: v for k, v in options.items() if k not in known}
+        rate = {"eager_fp32": 10.0, "authors": 8.0}.get(variant, 20.0) * (2 if overrides else 1)
+        return {"benchmark": f"training step, {codec} codec, "
+                             f"{bench._size(dataset, preset, overrides)}",
+                "codec": codec, "variant": variant, "points": 1, "amp": "fp32",
+                "batch_size": overrides.get("batch_size", 16), "samples_per_s": rate,
+                "steps_per_s": rate / 16, "peak_memory_gib": 1.0, "hardware": "CPU: stand-in",
+                "torch": "2.x"}  # fmt: skip
+
+    monkeypatch.setattr(bench, "training", fake)
+    out = tmp_path / "bench-cpu.json"
+    cases = (["joint"], ["authors", "eager_fp32", "eager"])
+    bench.training_suite(*cases, out=out, preset="paper", device="cpu", progress=False)
+    bench.training_suite(*cases, out=out, preset="short", device="cpu", progress=False)
+    bench.training_suite(*cases, out=out, preset="short", device="cpu", progress=False,
+                         batch_size=256)  # fmt: skip
+    rows = json.loads(out.read_text())
+    groups = bench.by_size(rows)
+    assert list(groups) == ["synthetic paper size", "synthetic short size",
+                            "synthetic short size, batch_size 256"]  # fmt: skip
+    assert [len(g) for g in groups.values()] == [3, 3, 3]
+    assert len(bench.measured_at(rows, "synthetic", "short")) == 3
+    with pytest.raises(ValueError, match="rows of one size"):
+        bench.speedups(rows)
+    assert bench.speedups(groups["synthetic short size"], "eager_fp32")[("joint", "eager")] == 2.0
+    text = bench.report(rows)
+    assert text.count("-- synthetic") == 3 and "batch_size 256" in text
+    assert re.search(r"joint +eager +1 fp32 +16 +20\.0 .* 2\.50x +2\.00x", text)
+
+
 def test_step_flops_are_per_sample_and_agree_with_a_hand_count():
     from gwnlib.bench import step_flops
 
