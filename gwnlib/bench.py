@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import dataclasses
 import gc
+import inspect
 import json
 import resource
 import statistics
@@ -344,7 +345,7 @@ def training_suite(
         "model_revision": MODEL_REVISION,
     }
     overrides = {k: v for k, v in options.items() if k not in _TRAINING_OPTIONS}
-    size = _size(options.get("dataset", "synthetic"), options.get("preset", "paper"), overrides)
+    size = _size(options["dataset"], options["preset"], overrides)
     saved = {}  # the rows already in ``out``, by case
     if out is not None and Path(out).is_file():
         saved = {_case(r): r for r in json.loads(Path(out).read_text())}
@@ -376,11 +377,16 @@ def training_suite(
     return rows
 
 
-#: :func:`training`'s defaults of the options a suite records in its rows' settings.
-_SUITE_DEFAULTS = dict(dataset="synthetic", preset="paper", amp="auto", points=5, windows=3,
-                       steps=3, warmup=2)  # fmt: skip
+#: :func:`training`'s defaults of the options a suite records in its rows' settings, read from
+#: its signature (the codec and variant are the case itself; the device is recorded apart).
+_SUITE_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(training).parameters.items()
+    if parameter.default is not inspect.Parameter.empty and not name.startswith("_")
+    and name not in ("codec", "variant", "device")
+}  # fmt: skip
 #: The options of :func:`training` that are not run settings (the others override the preset).
-_TRAINING_OPTIONS = ("dataset", "preset", "device", "amp", "points", "windows", "steps", "warmup")
+_TRAINING_OPTIONS = (*_SUITE_DEFAULTS, "device")
 #: Settings of a benchmark row that do not make it another case: a row measured again on other
 #: hardware, torch, thread count or models, or with other timing windows, replaces the old one.
 _NOT_CASE = ("device", "hardware", "torch", "torch_threads", "model_revision", "windows", "steps",
