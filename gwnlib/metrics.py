@@ -142,3 +142,33 @@ def empirical_mutual_information(
             "extrapolated": extrapolated,
         }
     )
+
+
+def seed_spread(results, rate: str = "rate_transmit", quality=("d1", "d2"), by=("codec", "eta")):
+    """How much a point's rate and quality move with the seed alone.
+
+    ``results`` holds one row per run, several runs (seeds) of each point; ``by`` names the
+    columns that make a point (default: codec and eta; the seed is what varies) and ``quality`` a
+    column or a tuple of columns whose sum is the quality axis (D1 + D2 for the synthetic study).
+    Returns one row per point: ``seeds`` (how many runs), and the ``mean``, ``std`` (sample
+    standard deviation; NaN for one seed), ``min`` and ``max`` of ``rate`` and of ``quality``,
+    as columns ``rate_mean``, ..., ``quality_max``.
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    columns = [quality] if isinstance(quality, str) else list(quality)
+    missing = [c for c in [*keys, rate, *columns] if c not in results]
+    if missing:
+        raise KeyError(f"results have no column {missing[0]!r}; they have {list(results.columns)}")
+    frame = pd.DataFrame(
+        {
+            **{k: results[k].to_numpy() for k in keys},
+            "rate": results[rate].to_numpy(dtype=float),
+            "quality": results[columns].sum(axis=1).to_numpy(dtype=float),
+        }
+    )
+    if frame.empty:
+        raise ValueError("results hold no runs")
+    stats = frame.groupby(keys, dropna=False).agg(["mean", "std", "min", "max"])
+    stats.columns = [f"{name}_{stat}" for name, stat in stats.columns]
+    stats.insert(0, "seeds", frame.groupby(keys, dropna=False).size())
+    return stats.reset_index()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from gwnlib.metrics import seed_spread
+
 
 def gray_wyner_region(bounds, ax=None, tradeoff=None, title: str | None = None):
     """Fig. 1 of the paper, projected on (R0, R1 + R2), from computed values (chapter 1).
@@ -281,3 +283,40 @@ def throughput(rows, ax=None, baseline: str = "authors", goal: float | None = 3.
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     return ax
+
+
+def seed_band(
+    results,
+    rate: str = "rate_transmit",
+    quality=("d1", "d2"),
+    by="codec",
+    point="eta",
+    ax=None,
+    rate_unit: str = "bits per pixel",
+    quality_unit: str | None = "RMSE",
+):
+    """Each group's curve over seeds: the mean of every point (line and markers), a shaded band
+    from the lowest to the highest rate any seed reached at that point, and horizontal bars from
+    the lowest to the highest quality. ``results`` holds several runs (seeds) per point; a point
+    is a value of ``point`` within a group of ``by`` (see :func:`gwnlib.metrics.seed_spread`,
+    whose table this returns along with the axes)."""
+    ax = ax or plt.subplots(figsize=(5.2, 4.2))[1]
+    keys = [by] if isinstance(by, str) else list(by)
+    spread = seed_spread(results, rate=rate, quality=quality, by=[*keys, point])
+    for values, group in spread.groupby(keys, dropna=False):
+        group = group.sort_values("quality_mean")
+        x = group.quality_mean.to_numpy()
+        label = _label(keys, values if isinstance(values, tuple) else (values,), None)
+        seeds = sorted(set(group.seeds))
+        label += f" ({'/'.join(map(str, seeds))} seeds per point)"
+        (line,) = ax.plot(x, group.rate_mean, "o-", ms=4, label=label)
+        ax.fill_between(x, group.rate_min, group.rate_max, color=line.get_color(), alpha=0.2, lw=0)
+        ax.errorbar(x, group.rate_mean,
+                    xerr=[x - group.quality_min.to_numpy(), group.quality_max.to_numpy() - x],
+                    fmt="none", ecolor=line.get_color(), elinewidth=0.8, capsize=2)  # fmt: skip
+    names = [quality] if isinstance(quality, str) else quality
+    xlabel = " + ".join(_AXIS_NAMES.get(name, name) for name in names)
+    ax.set_xlabel(f"{xlabel} ({quality_unit})" if quality_unit else xlabel)
+    ax.set_ylabel(f"{_AXIS_NAMES.get(rate, rate)} ({rate_unit})")
+    ax.legend(fontsize=7)
+    return ax, spread

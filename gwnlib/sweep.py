@@ -68,6 +68,20 @@ SWEEPS: dict[str, tuple[str, list[dict]]] = {
             },
         ],
     ),
+    # Not in the paper (it reports one seed): seeds 1 and 2 of the beta = 1 Shared and Joint
+    # curves, which with seed 0 of "synthetic" give three seeds per point, the seed noise that
+    # tells which of the curves' differences are real.
+    "synthetic_seeds": (
+        "synthetic",
+        [
+            {
+                "codec": ["shared", "joint"],
+                "beta": [1.0],
+                "eta": list(SYNTHETIC_ETAS),
+                "seed": [1, 2],
+            }
+        ],
+    ),
     # Sec. 4.2, Table 6: Shared per PMF over eta; Independent for the Mixture PMF.
     "colored_mnist": (
         "colored_mnist",
@@ -308,6 +322,49 @@ def named(name: str, preset: str = "smoke", **options) -> Sweep:
         raise ValueError(f"sweep must be one of {', '.join(SWEEPS)}; got {name!r}")
     dataset, grid = SWEEPS[name]
     return Sweep(dataset, grid, preset=preset, name=name, **options)
+
+
+@dataclass(frozen=True)
+class SweepTime:
+    """What a sweep's finished points cost (:func:`sweep_time`): ``points``; ``training_s``, their
+    training time summed; ``median_s`` per point; ``wall_s``, the wall time of the stretches of
+    work in which they trained; ``stretches``, how many such stretches (a sweep trained in
+    parts, on different days, has several: its wall time leaves out the gaps between them)."""
+
+    points: int
+    training_s: float
+    median_s: float
+    wall_s: float
+    stretches: int
+
+
+def sweep_time(results: pd.DataFrame, gap: float = 600.0) -> SweepTime:
+    """The cost of the points in ``results`` (rows with ``train_seconds`` and ``date``, the time
+    a run finished, as :meth:`Sweep.export` writes them). Each point trained during
+    ``[date - train_seconds, date]``. Intervals less than ``gap`` seconds apart belong to one
+    stretch of work (the time between them is a point's validation and test, and the next
+    point's start, which ``train_seconds`` leaves out); a stretch lasts from its first start to
+    its last finish, and ``wall_s`` adds up the stretches."""
+    missing = {"train_seconds", "date"} - set(results.columns)
+    if missing:
+        raise ValueError(
+            f"results need the columns train_seconds and date; missing {sorted(missing)}"
+        )
+    if results.empty:
+        raise ValueError("results hold no finished point")
+    if not gap >= 0:
+        raise ValueError(f"gap must be >= 0 seconds; got {gap!r}")
+    finished = pd.to_datetime(results["date"], utc=True)
+    started = finished - pd.to_timedelta(results["train_seconds"], unit="s")
+    spans: list[list] = []
+    for start, stop in sorted(zip(started, finished, strict=True)):
+        if spans and (start - spans[-1][1]).total_seconds() < gap:
+            spans[-1][1] = max(spans[-1][1], stop)
+        else:
+            spans.append([start, stop])
+    wall = sum((stop - start).total_seconds() for start, stop in spans)
+    seconds = results["train_seconds"].astype(float)
+    return SweepTime(len(results), float(seconds.sum()), float(seconds.median()), wall, len(spans))
 
 
 def _as_list(value) -> list:

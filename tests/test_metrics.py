@@ -2,10 +2,11 @@
 paper's own BD-rates recomputed from its tables (gwnlib.paper)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gwnlib import paper
-from gwnlib.metrics import bd_rate, empirical_mutual_information
+from gwnlib.metrics import bd_rate, empirical_mutual_information, seed_spread
 
 RATES = np.array([9.7, 8.1, 4.2, 1.0, 0.43])
 QUALITY = np.array([0.085, 0.096, 0.263, 0.808, 0.903])  # a distortion: lower is better
@@ -149,3 +150,29 @@ def test_a_curve_with_repeated_quality_values_is_refused():
     flat = np.array([0.5, 0.5, 0.5, 0.6])
     with pytest.raises(ValueError, match="4 distinct quality values for a cubic fit; got 2"):
         bd_rate(RATES[:4], QUALITY[:4], RATES[:4], flat, lower_is_better=True)
+
+
+def test_seed_spread_summarises_each_point_over_its_seeds():
+    runs = pd.DataFrame(
+        {
+            "codec": ["shared"] * 3 + ["joint"] * 2 + ["joint"],
+            "eta": [0.1, 0.1, 0.1, 0.1, 0.1, 1.0],
+            "seed": [0, 1, 2, 0, 1, 0],
+            "rate_transmit": [1.0, 2.0, 3.0, 4.0, 6.0, 0.5],
+            "d1": [0.1, 0.2, 0.3, 0.0, 0.0, 0.4],
+            "d2": [0.1, 0.1, 0.1, 0.5, 0.7, 0.4],
+        }
+    )
+    spread = seed_spread(runs).set_index(["codec", "eta"])
+    shared = spread.loc[("shared", 0.1)]
+    assert shared.seeds == 3 and shared.rate_mean == pytest.approx(2.0)
+    assert shared.rate_std == pytest.approx(1.0) and (shared.rate_min, shared.rate_max) == (1, 3)
+    assert shared.quality_mean == pytest.approx(0.3)  # d1 + d2: 0.2, 0.3, 0.4
+    assert (shared.quality_min, shared.quality_max) == pytest.approx((0.2, 0.4))
+    assert spread.loc[("joint", 0.1)].rate_std == pytest.approx(2**0.5)
+    assert np.isnan(spread.loc[("joint", 1.0)].rate_std)  # one seed: no spread
+    assert spread.loc[("joint", 1.0)].seeds == 1
+    with pytest.raises(KeyError, match="no column 'd2'"):
+        seed_spread(runs.drop(columns="d2"))
+    with pytest.raises(ValueError, match="no runs"):
+        seed_spread(runs.iloc[:0])

@@ -175,3 +175,34 @@ def test_throughput_without_an_authors_row_draws_samples_per_second():
     with pytest.raises(ValueError, match="no measured case"):
         plots.throughput([{"codec": "joint", "variant": "compile", "error": "RuntimeError: x"}])
     plt.close("all")
+
+
+def test_seed_band_draws_the_mean_curve_a_rate_band_and_quality_bars_per_codec():
+    import pandas as pd
+
+    runs = pd.DataFrame(
+        {
+            "codec": ["shared"] * 4 + ["joint"] * 4,
+            "eta": [0.1, 0.1, 1.0, 1.0] * 2,
+            "seed": [0, 1] * 4,
+            "rate_transmit": [2.0, 3.0, 1.0, 1.2, 1.5, 1.7, 0.8, 0.9],
+            "d1": [0.1, 0.2, 0.4, 0.5, 0.1, 0.1, 0.4, 0.4],
+            "d2": [0.1, 0.1, 0.4, 0.4, 0.1, 0.2, 0.4, 0.5],
+        }
+    )
+    ax, spread = plots.seed_band(runs)
+    assert len(spread) == 4 and set(spread.seeds) == {2}
+    means = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    shared = next(v for k, v in means.items() if k.startswith("shared"))
+    assert list(shared) == pytest.approx([2.5, 1.1])  # sorted by mean quality: eta 0.1 first
+    from matplotlib.collections import PolyCollection
+
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    extents = sorted(
+        (round(p.vertices[:, 1].min(), 6), round(p.vertices[:, 1].max(), 6))
+        for band in bands
+        for p in band.get_paths()
+    )
+    assert extents == [(0.8, 1.7), (1.0, 3.0)]  # each codec's lowest to highest rate
+    assert "2 seeds per point" in ax.get_legend().get_texts()[0].get_text()
+    plt.close("all")

@@ -1,5 +1,6 @@
 """Sweeps: grids, resume without lost or repeated points, the three executors, results, CLI."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import torch
 from gwnlib import paper, train
 from gwnlib import sweep as sweep_module
 from gwnlib.__main__ import main
-from gwnlib.sweep import SWEEPS, Sweep, expand, named
+from gwnlib.sweep import SWEEPS, Sweep, expand, named, sweep_time
 
 # Tiny points: one epoch of the synthetic smoke preset each.
 SETTINGS = {"max_epochs": 1, "train_steps": 2}
@@ -53,7 +54,51 @@ def test_the_chapters_sweeps_are_the_papers_grids():
     mnist = named("colored_mnist", "paper").configs()
     assert len(mnist) == 3 * 6 + 5  # Table 6 (the Mixture's Independent baseline: 5 etas)
     assert {c.beta for c in mnist} == {0.1}
-    assert set(SWEEPS) == {"synthetic", "colored_mnist", "cityscapes", "coco"}
+    assert set(SWEEPS) == {"synthetic", "synthetic_seeds", "colored_mnist", "cityscapes", "coco"}
+
+
+def test_the_seed_sweep_gives_three_seeds_of_the_beta_1_shared_and_joint_curves():
+    main = named("synthetic", "short").configs()
+    seeds = named("synthetic_seeds", "short").configs()
+    points = {}
+    for c in main + seeds:
+        if c.codec in ("shared", "joint") and c.beta == 1.0:
+            points.setdefault((c.codec, c.eta), set()).add(c.seed)
+    assert len(points) == 10 and all(s == {0, 1, 2} for s in points.values())
+    assert not {c.key for c in main} & {c.key for c in seeds}
+    # Apart from the seed, the same settings: seed noise, not another preset.
+    strip = {"seed": 0}
+    assert {dataclasses.replace(c, **strip) for c in seeds} <= {
+        dataclasses.replace(c, **strip) for c in main
+    }
+
+
+def test_sweep_time_counts_the_union_of_the_training_intervals():
+    table = pd.DataFrame(
+        {
+            "train_seconds": [100.0, 100.0, 50.0, 30.0],
+            "date": [  # two overlapping points, one inside them, one a day later
+                "2026-12-01T10:01:40+00:00",
+                "2026-12-01T10:02:30+00:00",
+                "2026-12-01T10:02:00+00:00",
+                "2026-12-02T09:00:00+00:00",
+            ],
+        }
+    )
+    t = sweep_time(table)
+    assert (t.points, t.training_s, t.median_s) == (4, 280.0, 75.0)
+    assert t.wall_s == pytest.approx(150.0 + 30.0) and t.stretches == 2
+    # A point starting 40 s after the last finish joins that stretch, gap and all.
+    later = pd.DataFrame({"train_seconds": [60.0], "date": ["2026-12-01T10:04:10+00:00"]})
+    t = sweep_time(pd.concat([table, later]))
+    assert t.wall_s == pytest.approx(250.0 + 30.0) and t.stretches == 2
+    assert sweep_time(pd.concat([table, later]), gap=30).stretches == 3
+    with pytest.raises(ValueError, match="gap must be >= 0"):
+        sweep_time(table, gap=-1)
+    with pytest.raises(ValueError, match="missing \\['date'\\]"):
+        sweep_time(table.drop(columns="date"))
+    with pytest.raises(ValueError, match="no finished point"):
+        sweep_time(table.iloc[:0])
 
 
 @pytest.mark.parametrize("name", ["cityscapes", "coco"])
@@ -80,7 +125,9 @@ def test_bad_sweeps_fail_before_any_training(tmp_path):
         tiny(tmp_path, {"codec": ["jointt"], "eta": [1]})
     with pytest.raises(ValueError, match="preset must be one of"):
         tiny(tmp_path, preset="medium")
-    with pytest.raises(ValueError, match="sweep must be one of synthetic, colored_mnist"):
+    with pytest.raises(
+        ValueError, match="sweep must be one of synthetic, synthetic_seeds, colored_mnist"
+    ):
         named("cityscape")
     with pytest.raises(ValueError, match="executor must be one of sequential, pool, slurm, fused"):
         tiny(tmp_path).run("threads")
