@@ -79,10 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
     bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
     _add_sweep_parser(commands)
+    _add_curve_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "sweep":
         return _sweep(args)
+    if args.command == "curve":
+        return _curve(args)
     if args.command == "bench":
         return _bench(args)
 
@@ -242,6 +245,77 @@ def _add_sweep_parser(commands) -> None:
     slurm.add_argument("--no-array", action="store_true", help="one job per point")
     slurm.add_argument("--no-wait", action="store_true", help="submit and return")
     sweep.set_defaults(parser=sweep)
+
+
+def _add_curve_parser(commands) -> None:
+    from gwnlib.experiments import DATASETS
+
+    curve = commands.add_parser(
+        "curve", help="validation metrics through one run's first epoch (train.learning_curve)"
+    )
+    curve.add_argument("dataset", choices=DATASETS)
+    curve.add_argument("--preset", default="smoke", help=f"one of {', '.join(PRESETS)}")
+    curve.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a run setting, e.g. --set codec=shared --set train_size=none (none: unset)",
+    )
+    curve.add_argument("--every", type=int, default=125, help="optimiser steps between evaluations")
+    curve.add_argument("--device", default="cpu", help=f"one of {', '.join(DEVICES)}")
+    curve.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    curve.add_argument(
+        "--out", required=True, help="CSV file; rows are added with the settings, hardware, date"
+    )
+
+
+def _curve(args) -> int:
+    import dataclasses
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import pandas as pd
+    import torch
+
+    from gwnlib.experiments import resolve
+    from gwnlib.files import atomic_write
+    from gwnlib.runtime import check_int, hardware
+    from gwnlib.runtime import device as resolve_device
+    from gwnlib.train import learning_curve
+
+    try:
+        settings = {}
+        for item in args.set:
+            name, sep, value = item.partition("=")
+            if not sep or not name or not value:
+                raise ValueError(f"--set must look like NAME=VALUE; got {item!r}")
+            settings[name] = None if value.lower() == "none" else _number_or_text(value)
+        if args.threads is not None:
+            torch.set_num_threads(check_int("threads", args.threads))
+        config = resolve(args.dataset, args.preset, **settings)
+        dev = resolve_device(args.device)
+        rows = learning_curve(config, every=args.every, device=args.device)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    about = {
+        **{k: v for k, v in dataclasses.asdict(config).items() if v is not None},
+        "hardware": hardware(dev),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    table = pd.DataFrame([{**about, **row} for row in rows])
+    path = Path(args.out)
+    if path.is_file():
+        table = pd.concat([pd.read_csv(path), table], ignore_index=True)
+    text = table.to_csv(index=False)
+    atomic_write(path, lambda f: f.write(text.encode()))
+    last = rows[-1]
+    shown = {k: round(v, 4) for k, v in last.items() if isinstance(v, float)}
+    print(f"{len(rows)} evaluations written to {path}; last: {shown}")
+    return 0
 
 
 def _parse_where(items: list[str]) -> dict:

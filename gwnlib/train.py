@@ -315,7 +315,10 @@ def _autocast(dev: torch.device, bf16: bool):
     return lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
 
 
-def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progress, log_every):
+def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progress, log_every,
+                 every=None, callback=None):  # fmt: skip
+    """One epoch of optimiser steps; ``callback(step)`` after every ``every``-th step and after
+    the last one (the learning curves of :func:`learning_curve`)."""
     config = experiment.config
     model.train()
     sums = {key: torch.zeros((), device=experiment.device) for key in TERMS}
@@ -340,6 +343,8 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
         update_step(model, optimizer, config.clip)
         bar.update(1)
         step = (i + 1) // config.accumulate
+        if callback is not None and (step % every == 0 or i + 1 == steps):
+            callback(step)
         if progress and step % log_every == 0:
             shown = ("loss", "rate_transmit", "d1", "d2")
             mean = {key: (sums[key] / (i + 1)).item() for key in shown}
@@ -351,6 +356,58 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
             )
     bar.close()
     return {key: value.item() / steps for key, value in sums.items()}
+
+
+def learning_curve(
+    config: RunConfig | dict | None = None,
+    every: int = 125,
+    device: str = "cpu",
+    amp: str = "auto",
+    progress: bool | None = None,
+    max_steps: int | None = None,
+    **overrides,
+) -> list[dict]:
+    """How a run learns within its first epoch: its validation metrics (:func:`evaluate`) after
+    every ``every`` optimiser steps and after the epoch's last step, one dict per evaluation
+    with ``step``, ``samples`` (training samples seen) and ``train_seconds`` (training time so
+    far, evaluations excluded). The run starts from its seeded initialisation (no warm start) and
+    is not saved; the steps are :func:`fit`'s, so the curve is the first epoch of that run. Every
+    batch of the first epoch is new, so its curve reads as accuracy against training samples: what
+    a longer or shorter epoch would reach, without training one run per length. ``max_steps``
+    stops the epoch after that many steps (its first evaluation points, for a check)."""
+    if config is None or isinstance(config, dict):
+        config = resolve(**{**(config or {}), **overrides})
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    every = check_int("every", every, low=1)
+    if max_steps is not None:
+        max_steps = check_int("max_steps", max_steps, low=1)
+    dev = resolve_device(device)
+    experiment = Experiment(config, dev)
+    codec = experiment.codec().to(dev)
+    loss_fn = experiment.loss()
+    optimizer = make_optimizer(codec, config, dev)
+    autocast = _autocast(dev, uses_bf16(amp, dev))
+    rows: list[dict] = []
+    clock = {"train": 0.0, "since": time.perf_counter()}
+
+    def record(step: int) -> None:
+        clock["train"] += time.perf_counter() - clock["since"]
+        val = evaluate(experiment, codec, loss_fn, "val", autocast)
+        samples = step * config.accumulate * config.batch_size
+        rows.append({"step": step, "samples": samples, "train_seconds": clock["train"], **val})
+        clock["since"] = time.perf_counter()
+        if max_steps is not None and step >= max_steps:
+            raise _EnoughSteps
+
+    with contextlib.suppress(_EnoughSteps):
+        _train_epoch(experiment, codec, loss_fn, optimizer, autocast, 0, show_progress(progress),
+                     25, every=every, callback=record)  # fmt: skip
+    return rows
+
+
+class _EnoughSteps(Exception):
+    """Raised by :func:`learning_curve`'s evaluation to end the epoch at ``max_steps``."""
 
 
 def backward_step(model, loss_fn, x, t1, t2, autocast=contextlib.nullcontext, scale=1.0,

@@ -687,3 +687,43 @@ def test_a_compiled_run_matches_the_eager_run(tmp_path):
     assert compiled["compile"] is True and eager["compile"] is False
     for key in ("loss", "rate_transmit", "rate_receive", "d1", "d2"):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-4), key
+
+
+def test_a_learning_curve_is_the_first_epoch_of_the_run_evaluated_as_it_goes(tmp_path):
+    config = resolve("synthetic", "smoke", codec="joint", eta=0.1, max_epochs=1)  # 6 steps
+    curve = train.learning_curve(config, every=4, progress=False)
+    assert [row["step"] for row in curve] == [4, 6]  # every 4th step, and the epoch's last
+    assert [row["samples"] for row in curve] == [4 * 8, 6 * 8]
+    assert curve[0]["train_seconds"] < curve[1]["train_seconds"]
+    # The last evaluation is the validation of fit's first epoch: the same steps, the same
+    # batches, the same seeded weights.
+    train.fit(config, root=tmp_path, device="cpu", progress=False)
+    history = (train.run_dir(config, tmp_path) / "history.csv").read_text().splitlines()
+    header, first = history[0].split(","), history[1].split(",")
+    assert float(first[header.index("val_loss")]) == pytest.approx(curve[-1]["loss"], rel=1e-6)
+    assert curve[0]["loss"] != curve[-1]["loss"]
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        train.learning_curve(config, every=0)
+    first = train.learning_curve(config, every=2, max_steps=4, progress=False)
+    assert [row["step"] for row in first] == [2, 4]  # stops at max_steps, same run so far
+    again = train.learning_curve(config, every=4, max_steps=4, progress=False)
+    assert again[0]["loss"] == pytest.approx(curve[0]["loss"], rel=1e-6)
+
+
+def test_the_curve_command_adds_rows_with_settings_hardware_and_date(tmp_path, capsys):
+    from gwnlib.__main__ import main
+
+    out = tmp_path / "curves.csv"
+    argv = ["curve", "synthetic", "--set", "codec=joint", "--set", "eta=0.1", "--set",
+            "max_epochs=1", "--every", "4", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0 and main(argv) == 0
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table.step) == [4, 6, 4, 6] and set(table.codec) == {"joint"}
+    assert {"hardware", "date", "torch", "samples", "loss"} <= set(table.columns)
+    assert table.loss.iloc[1] == table.loss.iloc[3]  # the same run twice: the same numbers
+    assert main(["curve", "synthetic", "--set", "codec", "--out", str(out)]) == 2
+    assert "--set must look like NAME=VALUE" in capsys.readouterr().err
+    assert main(["curve", "synthetic", "--set", "codec=jointt", "--out", str(out)]) == 2
+    assert "codec must be one of" in capsys.readouterr().err
