@@ -141,6 +141,14 @@ def _label(keys, values, label_format):
     return ", ".join(v if isinstance(v, str) else f"{k} = {v:g}" for k, v in pairs)
 
 
+def _label_axes(ax, rate, quality, rate_unit, quality_unit):
+    """Name a rate-quality plot's axes: the quality columns' sum and the rate, with units."""
+    names = [quality] if isinstance(quality, str) else quality
+    xlabel = " + ".join(_AXIS_NAMES.get(name, name) for name in names)
+    ax.set_xlabel(f"{xlabel} ({quality_unit})" if quality_unit else xlabel)
+    ax.set_ylabel(f"{_AXIS_NAMES.get(rate, rate)} ({rate_unit})")
+
+
 def rate_distortion(
     results,
     rate: str = "rate_transmit",
@@ -182,10 +190,7 @@ def rate_distortion(
             if _same(values, paper_values):
                 ax.plot(*sorted_points(paper_group), "o", ms=6, mfc="none",
                         color=line.get_color(), label=f"{label} (paper)")  # fmt: skip
-    names = [quality] if isinstance(quality, str) else quality
-    xlabel = " + ".join(_AXIS_NAMES.get(name, name) for name in names)
-    ax.set_xlabel(f"{xlabel} ({quality_unit})" if quality_unit else xlabel)
-    ax.set_ylabel(f"{_AXIS_NAMES.get(rate, rate)} ({rate_unit})")
+    _label_axes(ax, rate, quality, rate_unit, quality_unit)
     ax.legend(fontsize=7)
     return ax
 
@@ -314,9 +319,6 @@ def seed_band(
         ax.errorbar(x, group.rate_mean,
                     xerr=[x - group.quality_min.to_numpy(), group.quality_max.to_numpy() - x],
                     fmt="none", ecolor=line.get_color(), elinewidth=0.8, capsize=2)  # fmt: skip
-    names = [quality] if isinstance(quality, str) else quality
-    xlabel = " + ".join(_AXIS_NAMES.get(name, name) for name in names)
-    ax.set_xlabel(f"{xlabel} ({quality_unit})" if quality_unit else xlabel)
-    ax.set_ylabel(f"{_AXIS_NAMES.get(rate, rate)} ({rate_unit})")
+    _label_axes(ax, rate, quality, rate_unit, quality_unit)
     ax.legend(fontsize=7)
     return ax, spread

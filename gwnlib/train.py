@@ -374,11 +374,9 @@ def learning_curve(
     is not saved; the steps are :func:`fit`'s, so the curve is the first epoch of that run. Every
     batch of the first epoch is new, so its curve reads as accuracy against training samples: what
     a longer or shorter epoch would reach, without training one run per length. ``max_steps``
-    stops the epoch after that many steps (its first evaluation points, for a check)."""
-    if config is None or isinstance(config, dict):
-        config = resolve(**{**(config or {}), **overrides})
-    elif overrides:
-        config = dataclasses.replace(config, **overrides)
+    stops the epoch after that many steps (its first evaluation points, for a check).
+    ``config`` and ``overrides`` as for :func:`fit`."""
+    config = _as_config(config, overrides)
     every = check_int("every", every, low=1)
     if max_steps is not None:
         max_steps = check_int("max_steps", max_steps, low=1)
