@@ -121,8 +121,8 @@ def data_dir() -> Path:
     """The data root that every loader reads from and downloads into.
 
     It is the environment variable ``GWN_DATA_DIR`` when set; otherwise the ``data/`` folder of the
-    gwn-book checkout (or ``./data`` when gwnlib is installed outside a checkout). Tests and CI
-    point it at the offline copy in ``../shared/data`` when that folder exists.
+    gwn-book checkout (or ``./data`` when gwnlib is installed outside a checkout). Machines without
+    internet access point it at an offline copy of the datasets.
     """
     configured = _env_path(DATA_DIR_ENV)
     if configured is not None:

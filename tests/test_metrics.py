@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from gwnlib import paper
-from gwnlib.metrics import bd_rate, empirical_mutual_information, seed_spread
+from gwnlib.metrics import (
+    BD_METHODS,
+    bd_rate,
+    bd_rates,
+    cubic_monotone,
+    empirical_mutual_information,
+    seed_spread,
+)
 
 RATES = np.array([9.7, 8.1, 4.2, 1.0, 0.43])
 QUALITY = np.array([0.085, 0.096, 0.263, 0.808, 0.903])  # a distortion: lower is better
@@ -17,9 +24,12 @@ def test_identical_curves_have_zero_bd_rate():
     assert zero == pytest.approx(0.0, abs=1e-9)
 
 
-def test_a_constant_rate_factor_is_recovered_exactly():
-    assert bd_rate(RATES, QUALITY, 1.1 * RATES, QUALITY, True) == pytest.approx(10.0)
-    assert bd_rate(RATES, QUALITY, 0.5 * RATES, QUALITY, True) == pytest.approx(-50.0)
+@pytest.mark.parametrize("method", BD_METHODS)
+def test_a_constant_rate_factor_is_recovered_exactly(method):
+    # Every fit is linear in ln rate and keeps constants: ln(c R) fits as ln c + the fit of ln R.
+    assert bd_rate(RATES, QUALITY, 1.1 * RATES, QUALITY, True, method) == pytest.approx(10.0)
+    assert bd_rate(RATES, QUALITY, 0.5 * RATES, QUALITY, True, method) == pytest.approx(-50.0)
+    assert bd_rate(RATES, QUALITY, RATES, QUALITY, True, method) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_swapping_anchor_and_test_inverts_the_ratio():
@@ -79,6 +89,109 @@ def test_the_papers_bd_rates_from_its_own_tables(codec, tolerance):
     assert computed == pytest.approx(reported.item(), abs=tolerance)
 
 
+def test_the_linear_method_integrates_polylines_exactly():
+    # Anchor: ln R through (0, 2), (1, 1), (2, 0.5); test: through (0.5, 2), (1.5, 1), (3, 0).
+    # Over the overlap [0.5, 2] the anchor's integral is 0.5 * 1.25 + 1 * 0.75 = 11/8; the
+    # test's is 1 * 1.5 + 0.5 * (1 + 2/3) / 2 = 23/12 (at q = 2 its ln R is 1 - 0.5 * 2/3).
+    # Mean log ratio: (23/12 - 11/8) / 1.5 = 13/36.
+    q_anchor, q_test = np.array([0.0, 1, 2]), np.array([0.5, 1.5, 3])
+    anchor, test = np.exp([2, 1, 0.5]), np.exp([2, 1, 0])
+    expected = (np.exp(13 / 36) - 1) * 100
+    assert bd_rate(anchor, q_anchor, test, q_test, True, "linear") == pytest.approx(expected)
+    # Point order does not matter; PCHIP's curve is not the polyline (it is smooth at q = 1).
+    assert bd_rate(anchor[::-1], q_anchor[::-1], test, q_test, True, "linear") == pytest.approx(
+        expected
+    )
+    assert bd_rate(anchor, q_anchor, test, q_test, True, "pchip") != pytest.approx(expected)
+    # Through two points every interpolation is the line: [(1, 1), (2, 0.5)] against
+    # [(0.5, 2), (1.5, 1)], overlap [1, 1.5]: ln R_t - ln R_a = (2.5 - q) - (1.5 - q/2) = 1 - q/2,
+    # whose mean over [1, 1.5] is 1 - 1.25/2 = 3/8.
+    for method in ("pchip", "akima", "linear"):
+        two = bd_rate(anchor[1:], q_anchor[1:], test[:2], q_test[:2], True, method)
+        assert two == pytest.approx((np.exp(3 / 8) - 1) * 100), method
+
+
+def _monotone_curves(rng, count):
+    """Random rate-distortion curves: 4-8 points at increasing distortion, falling ln rate."""
+    for _ in range(count):
+        size = rng.integers(4, 9)
+        quality = np.cumsum(rng.uniform(0.02, 0.3, size)) + rng.uniform(0, 0.2)
+        log_rates = 3 - np.cumsum(rng.uniform(0.05, 1.5, size))
+        yield np.exp(log_rates), quality
+
+
+def test_cubic_pchip_and_akima_agree_with_the_bjontegaard_package():
+    # bjontegaard (FAU Erlangen's package on PyPI) fits log10 R, not ln R, against the quality
+    # axis (its "dist"), with the same fits (np.polyfit cubic; scipy's PCHIP and Akima), and
+    # integrates each exactly (np.polyint; PPoly.integrate) over the same overlap. Every fit is
+    # linear in its data, so log10 R = ln R / ln 10 gives the same BD-rate up to rounding: the
+    # two must agree to 1e-9 points, far below the points by which the methods differ (checked
+    # below). It does not sort points (its PCHIP needs them increasing) nor offer "linear".
+    bjontegaard = pytest.importorskip("bjontegaard", reason="the test extra is not installed")
+    rng = np.random.default_rng(20260424)
+    curves = list(_monotone_curves(rng, 400))
+    spread = []
+    for (r_anchor, q_anchor), (r_test, q_test) in zip(curves[::2], curves[1::2], strict=True):
+        if min(q_anchor.max(), q_test.max()) <= max(q_anchor.min(), q_test.min()):
+            continue
+        ours = {
+            method: bd_rate(r_anchor, q_anchor, r_test, q_test, True, method)
+            for method in ("cubic", "pchip", "akima")
+        }
+        for method, value in ours.items():
+            theirs = bjontegaard.bd_rate(
+                r_anchor, q_anchor, r_test, q_test, method,
+                require_matching_points=False, min_overlap=0,
+            )  # fmt: skip
+            assert value == pytest.approx(theirs, rel=1e-9, abs=1e-9), method
+        spread.append(abs(ours["cubic"] - ours["pchip"]))
+    assert len(spread) > 100
+    assert np.median(spread) > 1  # the methods differ: agreement is not with any fit
+
+
+@pytest.mark.parametrize(
+    ("codec", "cubic", "pchip", "akima", "linear", "monotone"),
+    [
+        ("shared", 10.32, 11.41, 11.91, 11.44, True),
+        ("separated", 68.04, 12.89, 1.76, 3.06, False),
+        ("combined", 92.47, 20.12, 9.97, 10.82, False),
+    ],
+)
+def test_fig_3b_bd_rates_depend_on_the_fit(codec, cubic, pchip, akima, linear, monotone):
+    # Recomputed from Tables 2-3 (R_t against D1 + D2, beta = 1, anchor Joint). The cubic, the
+    # paper's method, puts Separated and Combined at +68 and +92 %; the interpolations at +2 to
+    # +20 %. Separated's and Combined's cubic fits turn over inside the overlap (their derivatives
+    # vanish at D1 + D2 of about 0.3 and 0.56-0.59), Joint's and Shared's do not.
+    values = bd_rates(
+        *_synthetic_curve("joint"), *_synthetic_curve(codec), True, methods=BD_METHODS
+    )
+    expected = {"cubic": cubic, "pchip": pchip, "akima": akima, "linear": linear}
+    assert {method: values[method] for method in expected} == pytest.approx(expected, abs=0.01)
+    assert values["cubic_monotone"] is monotone
+    joint = _synthetic_curve("joint")
+    lo, hi = joint[1].min(), joint[1].max()  # the overlap: Joint's range lies inside each other's
+    assert cubic_monotone(*joint, lo, hi)
+    assert cubic_monotone(*_synthetic_curve(codec), lo, hi) is monotone
+
+
+def test_the_cubic_monotonicity_check_by_hand():
+    # ln R = q^3 - q rises for q > 1/sqrt(3) = 0.577 and falls below it: sampled on [0.6, 1.2]
+    # (a score axis: rate rises with quality) the fit is exact and monotone there, not on [0, 1.2].
+    quality = np.linspace(0.6, 1.2, 5)
+    rates = np.exp(quality**3 - quality)
+    assert cubic_monotone(rates, quality)
+    assert cubic_monotone(rates, quality, lo=0.58, hi=1.2)
+    assert not cubic_monotone(rates, quality, lo=0.0, hi=1.2)
+    assert not cubic_monotone(rates, quality, lo=0.0, hi=0.5)  # monotone, but the wrong way
+    with pytest.raises(ValueError, match="lo must not exceed hi"):
+        cubic_monotone(rates, quality, lo=1.0, hi=0.9)
+    # bd_rates gives each method's value, then the flag (only with the cubic among them).
+    pair = bd_rates(rates, quality, rates * 1.2, quality, methods=("pchip", "cubic"))
+    assert list(pair) == ["pchip", "cubic", "cubic_monotone"]
+    assert pair["cubic_monotone"] and pair["cubic"] == pytest.approx(20.0)
+    assert "cubic_monotone" not in bd_rates(rates, quality, rates, quality, methods=("linear",))
+
+
 @pytest.mark.parametrize(
     ("args", "match"),
     [
@@ -92,6 +205,40 @@ def test_the_papers_bd_rates_from_its_own_tables(codec, tolerance):
 def test_bad_curves_are_rejected(args, match):
     with pytest.raises(ValueError, match=match):
         bd_rate(*args, lower_is_better=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((RATES, QUALITY, RATES, QUALITY), {"method": "spline"}, "method must be one of"),
+        ((RATES, QUALITY, RATES, QUALITY), {"method": "Cubic"}, r"\('cubic', 'pchip'"),
+        ((RATES[:1], QUALITY[:1], RATES, QUALITY), {"method": "pchip"}, "anchor .* at least 2"),
+        ((RATES, QUALITY, RATES[:1], QUALITY[:1]), {"method": "linear"}, "test .* at least 2"),
+        ((RATES[:3], QUALITY[:3], RATES, QUALITY), {"method": "pchip"}, None),  # 3 points: fine
+        (
+            (RATES, QUALITY, RATES, [0.085, 0.096, 0.263, 0.263, 0.903]),
+            {"method": "akima"},
+            r"test curve repeats the quality values \[0.263\]: method='akima'",
+        ),
+        ((RATES, QUALITY, -RATES, QUALITY), {"method": "pchip"}, "> 0"),
+        ((RATES, QUALITY, RATES, QUALITY + 5), {"method": "linear"}, "do not overlap"),
+        ((RATES, QUALITY, RATES, -QUALITY), {"method": "pchip"}, "test curve's rate grows"),
+    ],
+)
+def test_the_method_and_its_point_counts_are_checked(args, kwargs, match):
+    if match is None:
+        assert np.isfinite(bd_rate(*args, lower_is_better=True, **kwargs))
+        return
+    with pytest.raises(ValueError, match=match):
+        bd_rate(*args, lower_is_better=True, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        bd_rates(*args, lower_is_better=True, methods=(kwargs["method"], "cubic"))
+
+
+def test_bd_rates_refuses_an_empty_or_bare_string_method_list():
+    for methods in ((), "pchip"):
+        with pytest.raises(ValueError, match="methods must be a non-empty sequence"):
+            bd_rates(RATES, QUALITY, RATES, QUALITY, True, methods=methods)
 
 
 # Empirical mutual information (appendix D.3). Joint: R = 3 - 2d on d in [0, 1]; Independent:

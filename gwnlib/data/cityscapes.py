@@ -1,6 +1,6 @@
 """Cityscapes for two tasks at once: semantic segmentation and disparity (depth) estimation.
 
-The paper's first vision experiment (Sec. 4.3, appendix D.5; REFERENCE.md "Vision tasks") codes
+The paper's first vision experiment (Sec. 4.3, appendix D.5, and the authors' code) codes
 Cityscapes street scenes for two frozen task models, DeepLabV3+ for the 19-class segmentation
 and LRASPP for disparity. :class:`CityscapesTasks` gives, for each left camera image, the image
 and both targets:

@@ -1,6 +1,6 @@
 """COCO 2017 for two tasks at once: object detection and human keypoint detection.
 
-The paper's second vision experiment (Sec. 4.3, appendix D.5; REFERENCE.md "Vision tasks") codes
+The paper's second vision experiment (Sec. 4.3, appendix D.5, and the authors' code) codes
 COCO images for two frozen torchvision models with COCO weights, Faster R-CNN (boxes of the 80
 object categories) and Keypoint R-CNN (people and their 17 keypoints). :class:`CocoTasks` gives,
 for each image, the image and one target per task in the format those models take:
@@ -29,8 +29,8 @@ Images have different sizes. The codec works on batches padded to a multiple of 
 by the number of real pixels (paper appendix D.5). Training items may be flipped left-right
 (the paper's Table 1), boxes and keypoints with them.
 
-The official files come from :func:`download_coco`; the offline copy in ``../shared/data``
-holds a small real subset in the same layout (``coco_small``).
+The official files come from :func:`download_coco`; an offline data folder (``GWN_DATA_DIR``)
+may hold a small real subset in the same layout (``coco_small``).
 """
 
 from __future__ import annotations

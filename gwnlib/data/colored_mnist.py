@@ -2,7 +2,7 @@
 
 The paper's edge-case experiment (Sec. 4.2, appendix D.4): one task predicts the digit, the other
 the colour, and the law that couples them sets how much information the two tasks share. Three
-laws (REFERENCE.md, "Colored MNIST"):
+laws (appendix D.4 and the authors' code):
 
 * ``"dependent"``: digit d always gets colour d, so H(digit, colour) = I(digit; colour) = log2 10.
 * ``"independent"``: a colour uniform over all ten, so H = 2 log2 10 and I = 0.

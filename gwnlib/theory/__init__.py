@@ -7,6 +7,8 @@
   trade-off, and the book's example sources (DSBS, common bit + DSBS).
 - :mod:`~gwnlib.theory.gaussian`: closed forms for a jointly Gaussian pair.
 - :mod:`~gwnlib.theory.gray_wyner`: the region's lower bounds (Fig. 1), transmit and receive rates.
+- :mod:`~gwnlib.theory.theorem1`: Theorem 1 (Eqs. 6-7) checked: pairs of test channels measured
+  against its two sets, the counterexample to Lemma 1, the Markov-chain repair and a search.
 """
 
 from gwnlib.theory.common_information import (
@@ -47,34 +49,64 @@ from gwnlib.theory.rate_distortion import (
     squared_error_distortion,
     uniform_rate_distortion,
 )
+from gwnlib.theory.theorem1 import (
+    PairEvaluation,
+    Theorem1Case,
+    Theorem1Counterexample,
+    Theorem1Search,
+    binary_symmetric_channel,
+    conditional_interaction_information,
+    dsbs_lossy_wyner,
+    dsbs_lossy_wyner_achiever,
+    evaluate_pair,
+    joint_rate_distortion_point,
+    markov_receive_max,
+    search_theorem1,
+    theorem1_counterexample,
+    theorem1_counterexample_numbers,
+)
 
 __all__ = [
     "GrayWynerBounds",
+    "PairEvaluation",
+    "Theorem1Case",
+    "Theorem1Counterexample",
+    "Theorem1Search",
     "binary_entropy",
     "binary_rate_distortion",
+    "binary_symmetric_channel",
     "blahut_arimoto",
     "check_pmf",
     "common_bit_plus_dsbs",
     "conditional_entropy",
+    "conditional_interaction_information",
     "conditional_mutual_information",
     "conditional_rate_distortion",
     "doubly_symmetric_binary_source",
     "dsbs_critical_distortion",
     "dsbs_joint_rate_distortion",
+    "dsbs_lossy_wyner",
+    "dsbs_lossy_wyner_achiever",
     "entropy",
+    "evaluate_pair",
     "gacs_korner",
     "gray_wyner_curve",
     "hamming_distortion",
     "interaction_information",
     "joint_rate_distortion",
     "joint_rate_distortion_at",
+    "joint_rate_distortion_point",
     "lossless_bounds",
     "lossless_gray_wyner",
+    "markov_receive_max",
     "mutual_information",
     "rate_distortion",
     "rate_distortion_curve",
     "receive_rate",
+    "search_theorem1",
     "squared_error_distortion",
+    "theorem1_counterexample",
+    "theorem1_counterexample_numbers",
     "transmit_rate",
     "uniform_rate_distortion",
     "wyner_common_information",
