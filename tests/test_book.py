@@ -244,6 +244,40 @@ def shown_text(outputs: list[dict]) -> str:
     return "\n".join(shown)
 
 
+def shown_html(outputs: list[dict], *needles: str) -> str:
+    """The first HTML output (a displayed DataFrame) that contains every one of ``needles``."""
+    html = ["".join(output.get("data", {}).get("text/html", "")) for output in outputs]
+    return next(h for h in html if all(needle in h for needle in needles))
+
+
+def html_frame(html: str) -> dict[tuple, dict[tuple, str]]:
+    """A displayed DataFrame with a MultiIndex on both axes, read back from its HTML: {row index:
+    {column: cell text}}. Pandas writes an outer label once for the rows it spans, so a row with
+    fewer labels than the index has levels takes the missing (leading) ones from the row above."""
+    from bs4 import BeautifulSoup
+
+    rows = BeautifulSoup(html, "html.parser").find_all("tr")
+    body = [tr for tr in rows if tr.find_all("td")]
+    width = len(body[0].find_all("td"))
+    levels = max(len(tr.find_all("th")) for tr in body)
+
+    def expanded(tr):  # a header row's labels over the data columns, colspans repeated
+        cells = [
+            th.get_text() for th in tr.find_all("th") for _ in range(int(th.get("colspan", 1)))
+        ]
+        return cells[-width:]
+
+    headers = [expanded(tr) for tr in rows if not tr.find_all("td")]
+    columns = list(zip(*[h for h in headers if any(h)], strict=True))
+    frame, labels = {}, [""] * levels
+    for tr in body:
+        given = [th.get_text() for th in tr.find_all("th")]
+        labels[levels - len(given) :] = given
+        cells = [td.get_text() for td in tr.find_all("td")]
+        frame[tuple(labels)] = dict(zip(columns, cells, strict=True))
+    return frame
+
+
 def partial_paper_results(points):
     """A stand-in ``synthetic-paper.csv`` holding only ``points`` ((codec, beta, eta) triples):
     each row is the paper's own table row under the key of our paper-preset config, labelled as
@@ -293,21 +327,26 @@ def test_the_synthetic_chapter_shows_partial_paper_results(tmp_path, monkeypatch
     """Paper-setting results arrive a few points per GPU lease; the chapter shows whatever is
     committed, with a coverage table, and marks what a missing curve leaves undefined."""
     results = {"synthetic-paper.csv": partial_paper_results(points)}
-    text = shown_text(execute_with_results(tmp_path, monkeypatch, "synthetic_study.ipynb", results))
+    outputs = execute_with_results(tmp_path, monkeypatch, "synthetic_study.ipynb", results)
+    text = shown_text(outputs)
     assert f"paper : {len(points):2d} runs on GPU: test stand-in" in text
     joints = sum(codec == "joint" for codec, _, _ in points)
     assert re.search(rf"etas run, of 5 +smoke +paper\n.*\njoint +1\.0 +5 +{joints}\n", text)
     assert f"**Paper preset** ({len(points)} of 55 runs, GPU: test stand-in)" in text
-
-    def claim(start):  # the claims table's (smoke, paper, paper's tables) cells of one row
-        line = next(line for line in text.splitlines() if line.startswith(start))
-        return re.split(r"\s{2,}", line.strip())[1:]
+    claims = html_frame(shown_html(outputs, ">says<", ">margin<"))
 
     # Defined only where the committed points allow it; the paper's own tables always.
-    below = claim("2. R0 below empirical MI, beta = 2")
-    assert below[1] == ("100%" if ("independent", 1.0, 0.5) in points else "undefined")
-    assert below[2] == "100%"
-    assert claim("1. Shared vs Joint, R_t, beta = 1")[1:] == ["undefined", "+10.3%"]
+    below = claims[
+        ("2. R0 below empirical MI, beta = 2 (share of points)", "none (point by point)")
+    ]
+    assert below[("paper", "says")] == (
+        "100%" if ("independent", 1.0, 0.5) in points else "undefined"
+    )
+    assert below[("paper's tables", "says")] == "100%"
+    assert below[("smoke", "says")] == "n/a (smoke)"
+    close = claims[("1. Shared vs Joint, BD R_t, beta = 1 (Fig. 3b: +10.42%)", "cubic")]
+    assert close[("paper", "says")] == "undefined"
+    assert close[("paper's tables", "says")].endswith("%")
 
 
 @pytest.mark.slow
@@ -338,22 +377,19 @@ def test_the_vision_chapter_shows_committed_results_of_another_preset(tmp_path, 
     results = {"cityscapes-paper.csv": pd.DataFrame(rows)}
     outputs = execute_with_results(tmp_path, monkeypatch, "vision_tasks.ipynb", results)
     text = shown_text(outputs)
-    html = ["".join(output.get("data", {}).get("text/html", "")) for output in outputs]
     images = sum("image/png" in output.get("data", {}) for output in outputs)
     assert "paper  cityscapes:  4 runs (committed); GPU: test stand-in" in text
     assert "**cityscapes** (paper preset, committed):" in text
     assert "**Paper preset** (cityscapes: 4 of 16 runs)" in text
     assert "**Short preset: not yet run**" in text
-    # BD-rates: a last column for the committed preset, "undefined" for each Cityscapes row (4
-    # points, 3 of them Joint's, define no curve), empty (NaN) for COCO (no file)
-    from bs4 import BeautifulSoup
-
-    table = next(h for h in html if "paper (reported)" in h)
-    rows = [
-        [c.get_text() for c in tr.find_all(["th", "td"])]
-        for tr in BeautifulSoup(table, "html.parser").find_all("tr")
+    # BD-rates: two last columns (cubic, PCHIP) for the committed preset, "undefined" for each
+    # Cityscapes row (4 points, 3 of them Joint's, define no curve), empty for COCO (no file)
+    table = html_frame(shown_html(outputs, ">reported<", ">PCHIP<"))
+    assert list(next(iter(table.values())))[-2:] == [
+        ("committed (paper)", "cubic"),
+        ("committed (paper)", "PCHIP"),
     ]
-    assert rows[0][-1] == "committed (paper)"
-    last = [row[-1] for row in rows if row[-1].startswith("undefined") or row[-1] == "NaN"]
-    assert [value[:9] for value in last] == ["undefined"] * 3 + ["NaN"] * 3
+    for fit in ("cubic", "PCHIP"):
+        last = [row[("committed (paper)", fit)] for row in table.values()]
+        assert [value[:9] for value in last] == ["undefined"] * 3 + [""] * 3
     assert images >= 5  # two data figures; Fig. 5 of the paper, of this build, of the commit
