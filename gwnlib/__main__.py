@@ -324,6 +324,10 @@ def _parse_where(items: list[str]) -> dict:
         name, sep, values = item.partition("=")
         if not sep or not name or not values:
             raise ValueError(f"--where must look like NAME=VALUE[,VALUE...]; got {item!r}")
+        if name in where:
+            raise ValueError(
+                f"--where names {name!r} twice; give its values once: --where {name}=A,B"
+            )
         where[name] = [_number_or_text(v) for v in values.split(",")]
     return where
 
@@ -340,10 +344,10 @@ def _number_or_text(value: str):
 def _bench_report(files: list[str]) -> int:
     """Print saved training-benchmark rows, with the synthetic paper sweep's cost when they
     cover the synthetic source at the paper's size."""
-    import json
     from pathlib import Path
 
-    from gwnlib.bench import measured_at, report
+    from gwnlib.bench import BENCH_REMEDY, measured_at, report
+    from gwnlib.files import read_json
     from gwnlib.sweep import named
 
     if not files:
@@ -354,7 +358,11 @@ def _bench_report(files: list[str]) -> int:
         if not path.is_file():
             print(f"error: no such file: {path}", file=sys.stderr)
             return 2
-        rows = json.loads(path.read_text())
+        try:
+            rows = read_json(path, BENCH_REMEDY)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print(f"{path}:")
         print(report(rows, named("synthetic", "paper") if measured_at(rows) else None))
     return 0
@@ -380,6 +388,9 @@ def _sweep(args) -> int:
         where = _parse_where(args.where)
         if where:
             sweep = sweep.select(**where)
+            if not sweep.configs():
+                chosen = " ".join(f"{k}={','.join(map(str, v))}" for k, v in where.items())
+                raise ValueError(f"--where {chosen} matches no point of the grid (see --list)")
         if args.budget is not None:
             sweep, args.executor = _budgeted(sweep, args)
         elif args.bench is not None:
@@ -446,10 +457,10 @@ def _budgeted(sweep, args):
     """``sweep`` cut to the points :func:`gwnlib.bench.plan` says fit ``--budget`` seconds on
     this device, and the executor it chose; the plan is printed. Points whose results are
     already committed are left out."""
-    import json
     from pathlib import Path
 
-    from gwnlib.bench import FINISH_SECONDS, measured_at, plan
+    from gwnlib.bench import BENCH_REMEDY, FINISH_SECONDS, measured_at, plan
+    from gwnlib.files import read_json
     from gwnlib.runtime import device, hardware
 
     if args.executor is not None:
@@ -464,7 +475,7 @@ def _budgeted(sweep, args):
     if not path.is_file():
         raise ValueError(f"--bench: no such file: {path}")
     here = hardware(device(args.device))
-    rows = measured_at(json.loads(path.read_text()), sweep.dataset, sweep.preset)
+    rows = measured_at(read_json(path, BENCH_REMEDY), sweep.dataset, sweep.preset)
     rows = [row for row in rows if row.get("hardware") == here]
     if not rows:
         raise ValueError(f"{path} has no rows measured on {here} at the {sweep.dataset} "

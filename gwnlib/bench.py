@@ -17,7 +17,6 @@ import ctypes
 import dataclasses
 import gc
 import inspect
-import json
 import resource
 import statistics
 import sys
@@ -30,8 +29,12 @@ import torch
 if TYPE_CHECKING:
     import pandas as pd
 
+from gwnlib.files import read_json
 from gwnlib.runtime import check_int, hardware
 from gwnlib.runtime import device as resolve_device
+
+#: What to do about a damaged benchmark file.
+BENCH_REMEDY = "restore it from git, or delete it and measure again (python -m gwnlib bench train)"
 
 
 def _synchronize(dev: torch.device) -> None:
@@ -348,7 +351,7 @@ def training_suite(
     size = _size(options["dataset"], options["preset"], overrides)
     saved = {}  # the rows already in ``out``, by case
     if out is not None and Path(out).is_file():
-        saved = {_case(r): r for r in json.loads(Path(out).read_text())}
+        saved = {_case(r): r for r in read_json(out, BENCH_REMEDY)}
     rows = []
     cases = [(codec, variant) for codec in codecs for variant in variants]
     for codec, variant in tqdm(cases, desc="benchmark", disable=not show_progress(progress)):

@@ -40,9 +40,10 @@ likelihoods. This module turns those estimates into real byte strings with Compr
 
 Stream format (:data:`HEADER`, big-endian, :data:`HEADER_SIZE` = 32 bytes, then the rANS
 payload): magic ``b"GW"``, format version, codec id (index in ``CODECS``), channel (0, 1, 2),
-``K``, latent shape (C, H, W), payload length, CRC32s of the payload, of the channel's
-entropy-model weights, of the coded latent and of the Y0 it was coded given. Every field is
-checked on decoding: a truncated or corrupted stream, one written by another codec, for another
+``K``, latent shape (C, H, W), payload length, CRC32s of the header fields so far and the
+payload, of the channel's entropy-model weights, of the coded latent and of the Y0 it was coded
+given. Every field is checked on decoding (a corrupted shape too, with ``shapes=None``): a
+truncated or corrupted stream, one written by another codec, for another
 channel, by another model or given another Y0 (samples mixed), and one that decodes to another
 latent than was coded, raises ``ValueError``.
 
@@ -89,15 +90,23 @@ SCALE_BOUND = 0.11
 SCALE_LEVELS = 128
 #: Means are clamped to this magnitude before picking a table (symbols stay int32).
 MAX_MEAN = 2.0**20
+#: Largest latent magnitude :func:`compress` codes. CompressAI's rANS coder sends a symbol outside
+#: its table as escape + bypass bits of ``2 |symbol|``, counted in an int32 shifted 4 bits at a
+#: time; from about 2^28 the count never ends (measured: 2^27 codes, 2^28 hangs). With the
+#: centre at most MAX_MEAN away, |y| <= 2^26 keeps every symbol below 2^27.
+MAX_LATENT = 2**26
 MAGIC = b"GW"
-#: 2: 128 scale levels (nearest), 32 mean offsets; 3: CRC32s of the latent and of its condition.
+#: 2: 128 scale levels (nearest), 32 mean offsets; 3: CRC32s of the latent and of its condition;
+#: 4: the payload CRC32 also covers the header fields before it (a corrupted shape is caught).
 #: Bump it with any change of the tables (the constants above) or of the header.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: magic, version, codec, channel, K, C, H, W, payload length, payload CRC32, weights CRC32,
 #: latent CRC32 (the integers coded), condition CRC32 (the Y0 that Y1 or Y2 was coded given; 0
 #: for a latent coded on its own).
 HEADER = struct.Struct(">2sBBBBHHHIIIII")
 HEADER_SIZE = HEADER.size
+#: Bytes of the header before its CRC32 field: magic to payload length, covered by that CRC.
+_CHECKED_PREFIX = struct.calcsize(">2sBBBBHHHI")
 
 
 # -- the table grid ------------------------------------------------------------------------------
@@ -205,15 +214,17 @@ def _fingerprint(module: nn.Module) -> tuple:
 
 
 def _weights_crc(module: nn.Module) -> int:
-    """CRC32 of the weights as they act: CompressAI's ``MaskedConv2d`` zeroes its masked
-    weights in place at its first forward, which must not change the checksum."""
+    """CRC32 of the weights as they act, in CPU float32 (as the coder's copy holds them):
+    CompressAI's ``MaskedConv2d`` zeroes its masked weights in place at its first forward, which
+    must not change the checksum."""
     state = module.state_dict()
     for name, layer in module.named_modules():
         if isinstance(layer, MaskedConv2d):
             state[f"{name}.weight" if name else "weight"] = layer.weight * layer.mask
     crc = 0
     for _, t in sorted(state.items()):
-        crc = zlib.crc32(t.detach().cpu().contiguous().numpy().tobytes(), crc)
+        t = t.detach().to("cpu", torch.float32) if t.is_floating_point() else t.detach().cpu()
+        crc = zlib.crc32(t.contiguous().numpy().tobytes(), crc)
     return crc
 
 
@@ -229,11 +240,21 @@ def update(codec: nn.Module, force: bool = False) -> bool:
     """Build the integer CDF tables and the CPU view of ``codec``'s entropy models.
 
     Returns whether anything was (re)built: nothing is when the weights have not changed since
-    the last call, unless ``force`` or the codec is in training mode.
+    the last call, unless ``force`` or the codec is in training mode. The weights are compared
+    by checksum, so writes through ``.data`` are seen too (:func:`compress` and
+    :func:`decompress` check only the cheap fingerprint).
     """
+    return _update(codec, force, exact=True)
+
+
+def _update(codec: nn.Module, force: bool, exact: bool) -> bool:
     state = getattr(codec, "_entropy_coder", None)
     fingerprint = _fingerprint(codec.entropy_models)
-    if state is not None and state.fingerprint == fingerprint and not (force or codec.training):
+    current = state is not None and state.fingerprint == fingerprint
+    if current and exact:
+        models = codec.entropy_models.items()
+        current = {key: _weights_crc(model) for key, model in models} == state.weights_crc
+    if current and not (force or codec.training):
         return False
     models = {}
     for key, model in codec.entropy_models.items():
@@ -252,7 +273,7 @@ def update(codec: nn.Module, force: bool = False) -> bool:
 
 
 def _state(codec: nn.Module) -> _CoderState:
-    update(codec)  # lazily: a no-op when the tables and the CPU view are current
+    _update(codec, False, exact=False)  # lazily: a no-op when the fingerprint is unchanged
     return codec._entropy_coder
 
 
@@ -378,22 +399,10 @@ def pack(
     c, h, w = shape
     if max(c, h, w) >= 2**16:
         raise ValueError(f"latent shape {tuple(shape)} does not fit the stream header (< 65536)")
-    header = HEADER.pack(
-        MAGIC,
-        FORMAT_VERSION,
-        CODECS.index(name),
-        CHANNELS.index(key),
-        OFFSETS,
-        c,
-        h,
-        w,
-        len(payload),
-        zlib.crc32(payload),
-        weights_crc,
-        crc,
-        condition_crc,
-    )
-    return header + payload
+    fields = (MAGIC, FORMAT_VERSION, CODECS.index(name), CHANNELS.index(key), OFFSETS, c, h, w)
+    prefix = struct.pack(">2sBBBBHHHI", *fields, len(payload))
+    checksum = zlib.crc32(payload, zlib.crc32(prefix))
+    return HEADER.pack(*fields, len(payload), checksum, weights_crc, crc, condition_crc) + payload
 
 
 def unpack(
@@ -431,8 +440,8 @@ def unpack(
     if len(payload) != length:
         state = "truncated" if len(payload) < length else "longer than its header says"
         raise ValueError(f"{where} is {state}: payload {len(payload)} bytes, header {length}")
-    if zlib.crc32(payload) != crc:
-        raise ValueError(f"{where} is corrupted: CRC32 mismatch")
+    if zlib.crc32(payload, zlib.crc32(stream[:_CHECKED_PREFIX])) != crc:
+        raise ValueError(f"{where} is corrupted: CRC32 mismatch (header or payload)")
     if wcrc != weights_crc:
         raise ValueError(
             f"{where} was written by a model with other entropy-model weights (CRC32 mismatch)"
@@ -459,8 +468,17 @@ def compress(codec: nn.Module, x: torch.Tensor) -> dict:
 def _compress_latents(codec: nn.Module, state: _CoderState, latents: dict, batch: int) -> dict:
     latents = {key: latents[key].detach().to("cpu", torch.float32) for key in latents}
     for key, y in latents.items():
+        if not torch.isfinite(y).all():
+            raise ValueError(f"latent {key!r} holds inf or NaN; cannot entropy-code it")
         if not torch.equal(y, torch.round(y)):
             raise ValueError(f"latent {key!r} is not integer-valued; cannot entropy-code it")
+        largest = y.abs().max().item() if y.numel() else 0.0
+        if largest > MAX_LATENT:
+            raise ValueError(
+                f"latent {key!r} reaches {largest:.3g}, outside the coder's range "
+                f"|y| <= {MAX_LATENT} (2^26): the rANS coder cannot code such values; is the "
+                "input scaled as the codec was trained (for images, [0, 1])?"
+            )
     strings: dict[str, list[bytes]] = {key: [] for key in latents}
     shapes = {key: tuple(y.shape[1:]) for key, y in latents.items()}
     for i in range(batch):

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -261,6 +262,11 @@ def from_dict(values: dict) -> RunConfig:
     return _checked(RunConfig(**values))
 
 
+def _finite(value) -> bool:
+    """A real number, not a bool, not inf or NaN."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def _checked(config: RunConfig) -> RunConfig:
     from gwnlib.data.colored_mnist import PMFS
 
@@ -271,14 +277,13 @@ def _checked(config: RunConfig) -> RunConfig:
         raise ValueError(f"codec must be one of {', '.join(CODECS)}; got {config.codec!r}")
     for name in ("beta", "eta", "lr", "clip"):
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{name} must be a number > 0; got {value!r}")
+        if not _finite(value) or not value > 0:
+            raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
     init = config.init_eta
-    if init is not None and (isinstance(init, bool) or not isinstance(init, (int, float))
-                             or not init > 0):  # fmt: skip
-        raise ValueError(f"init_eta must be None or a number > 0; got {init!r}")
-    if isinstance(config.gamma, bool) or not config.gamma >= 0:
-        raise ValueError(f"gamma must be a number >= 0; got {config.gamma!r}")
+    if init is not None and (not _finite(init) or not init > 0):
+        raise ValueError(f"init_eta must be None or a finite number > 0; got {init!r}")
+    if not _finite(config.gamma) or not config.gamma >= 0:
+        raise ValueError(f"gamma must be a finite number >= 0; got {config.gamma!r}")
     for name in _POSITIVE_INT + ("seed", "real_bits_samples") + _OPTIONAL_POSITIVE_INT:
         value = getattr(config, name)
         if value is None and name in _OPTIONAL_POSITIVE_INT:
@@ -307,8 +312,8 @@ def _checked(config: RunConfig) -> RunConfig:
             accepted = ", ".join(TASK_WEIGHTS)
             raise ValueError(f"task_weights must be one of {accepted}; got {config.task_weights!r}")
         weight = config.reconstruction
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise ValueError(f"reconstruction must be a number >= 0; got {weight!r}")
+        if not _finite(weight) or not weight >= 0:
+            raise ValueError(f"reconstruction must be a finite number >= 0; got {weight!r}")
     # Normalise numeric types so that equal configs hash equally (1 and 1.0, numpy ints).
     floats = {name: float(getattr(config, name)) for name in ("beta", "eta", "lr", "clip", "gamma")}
     if config.reconstruction is not None:

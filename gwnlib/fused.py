@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from gwnlib.entropy import mask_weights, masked_convolutions
 from gwnlib.experiments import VISION, Experiment, RunConfig, settings_hash
-from gwnlib.files import remove_stale_temporaries, save_torch, write_json
+from gwnlib.files import load_torch, remove_stale_temporaries, save_torch, write_json
 from gwnlib.losses import lagrangian
 from gwnlib.runtime import device as resolve_device
 from gwnlib.runtime import hardware, runs_dir, show_progress
@@ -314,7 +314,9 @@ class _FusedGroup:
         last = self.group_dir / "last.pt"
         if not last.is_file():
             return
-        saved = torch.load(last, map_location=self.dev, weights_only=True)
+        saved = load_torch(
+            last, "delete it to restart this group from its first epoch", map_location=self.dev
+        )
         pending = set(self.active)
         if not pending <= set(saved["keys"]):
             new = sorted(pending - set(saved["keys"]))

@@ -30,6 +30,7 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +41,17 @@ from tqdm.auto import tqdm
 
 from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
 from gwnlib.files import atomic_write
+from gwnlib.paper import QUALITY_COLUMNS
 from gwnlib.runtime import check_int, check_preset, results_dir, runs_dir, show_progress
-from gwnlib.train import RunInProgress, fit, is_finished, load_metrics, run_dir, warm_start_source
+from gwnlib.train import (
+    RunInProgress,
+    fit,
+    is_finished,
+    is_in_progress,
+    load_metrics,
+    run_dir,
+    warm_start_source,
+)
 
 #: Ways to execute a sweep's points.
 EXECUTORS = ("sequential", "pool", "slurm", "fused")
@@ -157,6 +167,33 @@ class Sweep:
         self.name = self.name or self.dataset
         self.root = Path(self.root) if self.root is not None else runs_dir()
         self.configs()  # fail now, not in a worker, on a bad grid
+        self._check_where()
+
+    def _check_where(self) -> None:
+        """Every value ``where`` asks for must occur in the grid: a typo (``beta="banana"``,
+        ``seed=5`` on a seed-0 grid) would otherwise select nothing, silently."""
+        if not self.where:
+            return
+        everything = dataclasses.replace(self, where={}).configs()
+        for name, wanted in self.where.items():
+            offered = []
+            for config in everything:
+                values = {**config.to_dict(), "key": config.key}
+                if name not in values:
+                    raise ValueError(f"cannot select on {name!r}: not a run setting or 'key'")
+                if values[name] not in offered:
+                    offered.append(values[name])
+            unknown = [value for value in _as_list(wanted) if value not in offered]
+            if unknown:
+                accepted = (
+                    f"one of the grid's {len(offered)} keys (see --list)"
+                    if name == "key"
+                    else ", ".join(map(repr, offered))
+                )
+                raise ValueError(
+                    f"{name}={', '.join(map(repr, unknown))} is not a value of the "
+                    f"{self.dataset} {self.preset} grid; {name} accepts {accepted}"
+                )
 
     # -- the points ----------------------------------------------------------------------------
     def configs(self) -> list[RunConfig]:
@@ -251,16 +288,41 @@ class Sweep:
         if failures:
             lines = "\n".join(f"  {label}: {error}" for label, error in failures)
             raise RuntimeError(f"{len(failures)} of {len(pending)} point(s) failed:\n{lines}")
+        if executor != "slurm" or wait:
+            self._check_none_in_progress()
         return self.results()
+
+    def _check_none_in_progress(self) -> None:
+        """Points left pending because another process holds their lock are an error, not a
+        silent skip: that process may be a sweep running beside this one, or the workers of a
+        pool sweep whose parent was killed."""
+        busy = [c for c in self.pending() if is_in_progress(run_dir(c, self.root))]
+        if busy:
+            lines = "\n".join(f"  {c.label()}: {run_dir(c, self.root)}" for c in busy)
+            raise RunInProgress(
+                f"{len(busy)} point(s) are being trained by another process, which holds their "
+                f"lock:\n{lines}\nWait for it to finish and run again, or stop it (`fuser` on "
+                "the .lock files names it)"
+            )
 
     # -- results ---------------------------------------------------------------------------------
     def results(self) -> pd.DataFrame:
-        """The finished points' final metrics, one row per run, in grid order."""
-        rows = [
-            load_metrics(run_dir(c, self.root))
-            for c in self.configs()
-            if is_finished(run_dir(c, self.root))
-        ]
+        """The finished points' final metrics, one row per run, in grid order. A point whose
+        ``metrics.json`` is damaged is left out with a warning (it counts as pending: the next
+        :meth:`run` sets the file aside and trains the point again); it blocks no other."""
+        rows, damaged = [], []
+        for config in self.configs():
+            folder = run_dir(config, self.root)
+            if is_finished(folder):
+                rows.append(load_metrics(folder))
+            elif (folder / "metrics.json").is_file():
+                damaged.append(f"{config.label()} ({folder / 'metrics.json'})")
+        if damaged:
+            warnings.warn(
+                f"{len(damaged)} point(s) left out, their metrics.json damaged: "
+                f"{', '.join(damaged)}; the next run of this sweep trains them again",
+                stacklevel=2,
+            )
         return pd.DataFrame(rows)
 
     def results_file(self, folder: str | Path | None = None) -> Path:
@@ -279,7 +341,7 @@ class Sweep:
         if table.empty and not path.is_file():
             return path
         if path.is_file():
-            old = pd.read_csv(path)
+            old = read_results(path, self.dataset)
             grid = {c.key for c in dataclasses.replace(self, where={}).configs()}
             keep = old["key"].isin(grid) & ~old["key"].isin(table.get("key", []))
             table = pd.concat([old[keep], table])
@@ -293,7 +355,7 @@ class Sweep:
         path = self.results_file(folder)
         if not path.is_file():
             return None
-        table = self._in_grid_order(pd.read_csv(path))
+        table = self._in_grid_order(read_results(path, self.dataset))
         return None if table.empty else table
 
     def _in_grid_order(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -336,6 +398,69 @@ class SweepTime:
     median_s: float
     wall_s: float
     stretches: int
+
+
+#: Columns every results file must fill with numbers, on every row (besides ``key``).
+RESULT_NUMBERS = ("eta", "r0", "r1", "r2", "rate_transmit", "rate_receive")
+_CONFLICT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>")
+
+
+def read_results(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
+    """A results file (``book/results/NAME-PRESET.csv``), checked row by row.
+
+    A damaged file is an error that names the file, the line and what is wrong, never a table of
+    NaNs: git conflict markers, a row cut short or too long, a missing column, text where a
+    number belongs, an empty required metric (:data:`RESULT_NUMBERS` and the ``dataset``'s
+    quality columns), or a key on two rows. Line numbers count the header as line 1.
+    """
+    path = Path(path)
+    fix = "repair or delete the damaged rows (or `git checkout` the file), then export again"
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a text CSV file ({error}); {fix}") from None
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if line.startswith(_CONFLICT_MARKERS):
+            raise ValueError(
+                f"{path}, line {number}: a git conflict marker ({line[:7]}); resolve the merge, "
+                "then export again"
+            )
+    if not lines:
+        raise ValueError(f"{path} is empty; {fix}")
+    width = len(lines[0].split(","))
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"{path}: not a readable CSV ({error}); {fix}") from None
+    required = ["key", *RESULT_NUMBERS, *QUALITY_COLUMNS.get(dataset, ())]
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: no column {', '.join(missing)}; {fix}")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for index in range(len(table)):
+        number = index + 2
+        cells = raw.iloc[index]
+        if (cells == "").sum() and len(lines[index + 1].split(",")) < width:
+            raise ValueError(f"{path}, line {number}: the row is cut short; {fix}")
+        for column in required:
+            value = cells[column]
+            if value == "" or value.lower() == "nan":
+                raise ValueError(f"{path}, line {number}: {column} is empty; {fix}")
+            if column != "key":
+                try:
+                    float(value)
+                except ValueError:
+                    raise ValueError(
+                        f"{path}, line {number}: {column} is {value!r}, not a number; {fix}"
+                    ) from None
+    repeated = table["key"][table["key"].duplicated(keep=False)]
+    if len(repeated):
+        where = ", ".join(str(i + 2) for i in repeated.index)
+        raise ValueError(
+            f"{path}: key {repeated.iloc[0]!r} is on more than one row (lines {where}); {fix}"
+        )
+    return table
 
 
 def sweep_time(results: pd.DataFrame, gap: float = 600.0) -> SweepTime:
@@ -451,14 +576,41 @@ def _run_fused(pending, options, progress):
     return failures
 
 
-def _pool_init(threads: int, counter=None, gpus: int = 0) -> None:
+def _pool_init(threads: int, counter=None, gpus: int = 0, parent: int | None = None) -> None:
     """A pool worker's set-up: its share of the CPU threads and, when there are several GPUs
-    and the points ask for an unnumbered one ("auto", "cuda"), its own GPU, in turn."""
+    and the points ask for an unnumbered one ("auto", "cuda"), its own GPU, in turn. The worker
+    dies with ``parent`` (the sweep's process), even one killed with ``kill -9``."""
+    if parent is not None:
+        _die_with(parent)
     torch.set_num_threads(threads)
     if gpus > 1:
         with counter.get_lock():
             index, counter.value = counter.value, counter.value + 1
         torch.cuda.set_device(index % gpus)
+
+
+def _die_with(parent: int) -> None:
+    """End this process when ``parent`` dies: at once on Linux (``PR_SET_PDEATHSIG``), else
+    within a second (a daemon thread that watches the parent's pid)."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gwnlib-parent-watch", daemon=True).start()
 
 
 def _run_pool(jobs, workers, progress):
@@ -476,7 +628,7 @@ def _run_pool(jobs, workers, progress):
         max_workers=workers,
         mp_context=context,
         initializer=_pool_init,
-        initargs=(max(1, cores // workers), context.Value("i", 0), gpus),
+        initargs=(max(1, cores // workers), context.Value("i", 0), gpus, os.getpid()),
     ) as pool:
         futures = {pool.submit(run_point, config, options): config for config, options in jobs}
         done = concurrent.futures.as_completed(futures)

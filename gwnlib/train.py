@@ -32,10 +32,10 @@ import contextlib
 import csv
 import dataclasses
 import io
-import json
 import math
 import time
 import types
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,7 +44,16 @@ from tqdm.auto import tqdm
 
 from gwnlib.entropy import mask_weights, masked_convolutions
 from gwnlib.experiments import Experiment, RunConfig, from_dict, resolve
-from gwnlib.files import atomic_write, remove_stale_temporaries, save_torch, write_json
+from gwnlib.files import (
+    DamagedFile,
+    atomic_write,
+    load_torch,
+    read_json,
+    remove_stale_temporaries,
+    save_torch,
+    set_aside,
+    write_json,
+)
 from gwnlib.runtime import check_int, hardware, runs_dir, show_progress
 from gwnlib.runtime import device as resolve_device
 
@@ -65,25 +74,59 @@ def run_dir(config: RunConfig, root: str | Path | None = None) -> Path:
     return Path(root if root is not None else runs_dir()) / config.dataset / config.key
 
 
+def retrain(folder: str | Path) -> str:
+    """What to do about a damaged file of the run in ``folder``."""
+    return f"delete the run folder {folder} to train this point again"
+
+
 def is_finished(folder: str | Path) -> bool:
-    """Whether the run in ``folder`` has written its final ``metrics.json``."""
-    return (Path(folder) / "metrics.json").is_file()
+    """Whether the run in ``folder`` has written its final ``metrics.json``, readable: a damaged
+    one counts as unfinished (the next :func:`fit` sets it aside and trains the point again)."""
+    path = Path(folder) / "metrics.json"
+    if not path.is_file():
+        return False
+    try:
+        return isinstance(read_json(path, ""), dict)
+    except DamagedFile:
+        return False
 
 
 def load_metrics(folder: str | Path) -> dict:
-    """The final metrics of a finished run."""
-    return json.loads((Path(folder) / "metrics.json").read_text())
+    """The final metrics of a finished run (:class:`~gwnlib.files.DamagedFile` if damaged)."""
+    metrics = read_json(Path(folder) / "metrics.json", retrain(folder))
+    if not isinstance(metrics, dict):
+        error = TypeError(f"a JSON {type(metrics).__name__}, not an object")
+        raise DamagedFile(Path(folder) / "metrics.json", error, retrain(folder))
+    return metrics
+
+
+def load_config(folder: str | Path) -> RunConfig:
+    """The config a run folder holds (its ``config.json``), checked like any config."""
+    path = Path(folder) / "config.json"
+    saved = read_json(path, retrain(folder))
+    try:
+        return from_dict(saved["config"])
+    except (KeyError, TypeError) as error:
+        raise DamagedFile(path, error, retrain(folder)) from error
 
 
 def load_codec(folder: str | Path, device: str = "auto"):
     """The best checkpoint's codec of the run in ``folder``, in eval mode on ``device``."""
     folder = Path(folder)
-    config = from_dict(json.loads((folder / "config.json").read_text())["config"])
+    config = load_config(folder)
     dev = resolve_device(device)
     codec = Experiment(config, dev).codec()
-    state = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
-    codec.load_state_dict(state["model"])
+    _load_weights(codec, folder / "best.pt", retrain(folder))
     return codec.to(dev).eval()
+
+
+def _load_weights(codec, path: Path, remedy: str) -> None:
+    """Load a checkpoint's ``model`` weights into ``codec``; a damaged file names itself."""
+    saved = load_torch(path, remedy)
+    try:
+        codec.load_state_dict(saved["model"])
+    except (KeyError, TypeError, RuntimeError) as error:  # not ours, or another architecture
+        raise DamagedFile(path, error, remedy) from error
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,9 +165,29 @@ def fit(
     dev = resolve_device(device)
     progress = show_progress(progress)
     folder = run_dir(config, root)
+    created = not folder.is_dir()
     _claim(folder, config)
     with _exclusive(folder):
-        return _fit(config, folder, dev, amp, compile, progress, log_every, channels_last)
+        try:
+            return _fit(config, folder, dev, amp, compile, progress, log_every, channels_last)
+        except BaseException:
+            if created:  # a run that failed before its first checkpoint leaves no folder
+                _remove_if_untrained(folder)
+            raise
+
+
+#: What a run folder holds before its first epoch ends.
+_UNTRAINED = {"config.json", ".lock"}
+
+
+def _remove_if_untrained(folder: Path) -> None:
+    remove_stale_temporaries(folder)
+    if {path.name for path in folder.iterdir()} <= _UNTRAINED:
+        for name in _UNTRAINED:
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def check_options(amp: str, log_every: int = 1) -> None:
@@ -157,7 +220,26 @@ def _exclusive(folder: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def is_in_progress(folder: str | Path) -> bool:
+    """Whether a live process holds the lock of the run in ``folder`` (it is training it now)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks to ask
+        return False
+    path = Path(folder) / ".lock"
+    if not path.is_file():
+        return False
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=False) -> dict:
+    _set_aside_damaged(folder / "metrics.json", "training the point again")
     if is_finished(folder):
         with contextlib.suppress(OSError):
             (folder / "last.pt").unlink()  # a kill between metrics.json and this leaves it
@@ -180,8 +262,8 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
     optimizer = make_optimizer(codec, config, dev)
     state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
     last = folder / "last.pt"
-    if last.is_file():
-        saved = torch.load(last, map_location="cpu", weights_only=True)
+    saved = _resumable(last)
+    if saved is not None:
         codec.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
@@ -238,6 +320,33 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
     return _finish(folder, experiment, codec, loss_fn, autocast, state, runtime)
 
 
+def _set_aside_damaged(path: Path, then: str) -> None:
+    """A damaged ``metrics.json`` is renamed ``metrics.json.damaged``, with a warning."""
+    if path.is_file() and not is_finished(path.parent):
+        aside = set_aside(path)
+        warnings.warn(f"{path} was damaged; set aside as {aside.name}, {then}", stacklevel=3)
+
+
+def _resumable(last: Path) -> dict | None:
+    """The checkpoint to resume from, or None; a damaged one is set aside with a warning (the
+    run starts again from its first epoch) rather than stopping the sweep."""
+    if not last.is_file():
+        return None
+    try:
+        saved = load_torch(last, "")
+        if not isinstance(saved, dict) or not {"model", "optimizer", "state"} <= set(saved):
+            raise DamagedFile(last, KeyError("model, optimizer or state"), "")
+        return saved
+    except DamagedFile as error:
+        aside = set_aside(last)
+        warnings.warn(
+            f"{last} is damaged ({error.reason}); set aside as {aside.name}: training restarts "
+            "from the first epoch",
+            stacklevel=3,
+        )
+        return None
+
+
 def make_optimizer(codec, config: RunConfig, dev: torch.device) -> torch.optim.Adam:
     """Adam with the paper's settings (Table 1: lr, betas 0.9/0.999, no weight decay), using
     PyTorch's fused kernel on CPUs and CUDA GPUs (one pass over the parameters instead of several;
@@ -265,8 +374,9 @@ def warm_start(codec, config: RunConfig, root) -> None:
             f"run {config.label()} starts from the weights of {source.label()} (init_eta), "
             f"which has not finished in {folder}; train it first"
         )
-    saved = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
-    codec.load_state_dict(saved["model"])
+    _load_weights(
+        codec, folder / "best.pt", f"{retrain(folder)} (the warm start of {config.label()})"
+    )
 
 
 def _as_config(config, overrides) -> RunConfig:
@@ -285,8 +395,10 @@ def _claim(folder: Path, config: RunConfig) -> None:
     """Create ``folder`` or check that it holds this very config."""
     saved = folder / "config.json"
     if saved.is_file():
-        existing = json.loads(saved.read_text())["config"]
-        if existing != config.to_dict():
+        existing = read_json(saved, retrain(folder))
+        if not isinstance(existing, dict) or "config" not in existing:
+            raise DamagedFile(saved, KeyError("config"), retrain(folder))
+        if existing["config"] != config.to_dict():
             raise RuntimeError(f"{folder} holds another run's config; refusing to mix them")
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -581,8 +693,7 @@ def _finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dic
             f"run {config.label()} never reached a finite validation loss in {state['epoch']} "
             f"epoch(s) (training diverged); its history is in {folder / 'history.csv'}"
         )
-    saved = torch.load(folder / "best.pt", map_location="cpu", weights_only=True)
-    codec.load_state_dict(saved["model"])
+    _load_weights(codec, folder / "best.pt", retrain(folder))
     test = evaluate(experiment, codec, loss_fn, "test", autocast)
     test.update(experiment.quality(codec, "test"))
     x = _first_inputs(experiment, config.real_bits_samples)

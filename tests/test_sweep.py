@@ -115,7 +115,13 @@ def test_duplicates_collapse_and_where_filters(tmp_path):
     s = tiny(tmp_path, [{"codec": ["joint"], "eta": [0.1, 0.1, 1]}, {"codec": "joint", "eta": 1}])
     assert [c.eta for c in s.configs()] == [0.1, 1.0]
     assert [c.eta for c in s.select(eta=1.0).configs()] == [1.0]
-    assert s.select(eta=[0.1, 1.0], codec="shared").configs() == []
+    # A value the grid lacks is an error naming the accepted ones; an empty combination is not.
+    with pytest.raises(ValueError, match=r"codec='shared' is not a value of .* accepts 'joint'"):
+        s.select(eta=[0.1, 1.0], codec="shared")
+    with pytest.raises(ValueError, match=r"eta=2 is not a value of .* accepts 0\.1, 1\.0"):
+        s.select(eta=[1.0, 2])
+    both = tiny(tmp_path, [{"codec": "joint", "eta": 0.1}, {"codec": "independent", "eta": 1}])
+    assert both.select(codec="joint", eta=1.0).configs() == []
     with pytest.raises(ValueError, match="cannot select on 'lambda'"):
         s.select(**{"lambda": 1}).configs()
 

@@ -36,7 +36,7 @@ def test_vision_configs_and_their_errors():
     assert resolve("cityscapes", "paper").accumulate == 3  # Table 1
     with pytest.raises(ValueError, match="task_weights must be one of default, none"):
         resolve("coco", "smoke", task_weights="imagenet")
-    with pytest.raises(ValueError, match="reconstruction must be a number >= 0"):
+    with pytest.raises(ValueError, match="reconstruction must be a finite number >= 0"):
         resolve("coco", "smoke", reconstruction=-1)
     with pytest.raises(ValueError, match="only apply to the vision datasets"):
         resolve("synthetic", "smoke", image_size=64)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gwnlib.files import save_torch
+from gwnlib.files import DamagedFile, load_torch, save_torch
 
 #: Seed of the authors' recipe (their code seeds torch and Python's random with it).
 SEED = 110069
@@ -219,8 +220,11 @@ class SyntheticGrayWyner:
     def _load_or_build_transforms(self) -> tuple[torch.Tensor, torch.Tensor]:
         path = self._cache_path()
         if self.cache and path.is_file():
-            t1, t2 = torch.load(path, map_location=self.device, weights_only=True)
-            return t1, t2
+            try:
+                t1, t2 = load_torch(path, "", map_location=self.device)
+                return t1, t2
+            except (DamagedFile, ValueError, TypeError) as error:  # a cache: rebuild it
+                warnings.warn(f"{path} is damaged ({error}); rebuilding it", stacklevel=2)
         generator = torch.Generator().manual_seed(self.seed)
         n = self.side * self.side
         t1 = determinant_one_transform(n, generator, self.device)
