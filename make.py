@@ -3,14 +3,16 @@
 
     python3 make.py book [--preset smoke|short|paper] [--device auto|cpu|cuda] [...]
     python3 make.py test [pytest arguments]
+    python3 make.py assign [--out DIR] [--only NAME ...]   the autograded course assignments
     python3 make.py env      create or update the environment only
     python3 make.py lock     write requirements-lock.txt from the (tested) environment
 
 The environment is a virtual environment in ``.venv`` (or the folder named by ``GWN_VENV``). It is
 created when missing and re-synchronised whenever ``pyproject.toml`` or ``requirements-lock.txt``
-change: gwnlib is installed in editable mode with its ``book`` and ``test`` extras, every package
-constrained to the tested pins of ``requirements-lock.txt``. Conda users can instead create the
-environment from ``environment.yml`` and run ``python -m gwnlib book`` / ``python -m pytest``.
+change: gwnlib is installed in editable mode with its ``book``, ``test`` and ``teach`` extras,
+every package constrained to the tested pins of ``requirements-lock.txt``. Conda users can
+instead create the environment from ``environment.yml`` and run ``python -m gwnlib book`` /
+``python -m pytest``.
 
 When ``GWN_DATA_DIR`` is unset and a folder ``../shared/data`` (the offline copy of MNIST and a
 small COCO subset used on machines without internet) exists beside the checkout, both jobs use it.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 LOCK = ROOT / "requirements-lock.txt"
-EXTRAS = "book,test"
+EXTRAS = "book,test,teach"
 STAMP = ".gwn-env-stamp"
 
 if sys.version_info < (3, 10):  # noqa: UP036  (this script runs under any python3)
@@ -109,7 +111,7 @@ def lock(python: Path) -> None:
     )
     header = [
         "# Tested pins of gwn-book's environment, used as a pip constraints file by make.py:",
-        "#   pip install -c requirements-lock.txt -e '.[book,test]'",
+        "#   pip install -c requirements-lock.txt -e '.[book,test,teach]'",
         "# Regenerate with `python3 make.py lock` once the test command passes on new versions.",
         f"# Frozen on {sys.platform} with Python {sys.version.split()[0]}; platform-only packages",
         "# (nvidia-*, triton) are constraints that other platforms simply do not install.",
@@ -123,8 +125,8 @@ def main(argv: list[str]) -> None:
         print(__doc__)
         return
     command, rest = argv[0], argv[1:]
-    if command not in ("book", "test", "env", "lock"):
-        sys.exit(f"unknown command {command!r}; use one of: book, test, env, lock")
+    if command not in ("book", "test", "assign", "env", "lock"):
+        sys.exit(f"unknown command {command!r}; use one of: book, test, assign, env, lock")
     python = ensure_env()
     if command == "env":
         print(f"Environment ready: {python}")
@@ -133,6 +135,8 @@ def main(argv: list[str]) -> None:
     elif command == "book":
         offline_data()
         run([str(python), "-m", "gwnlib", "book", *rest])
+    elif command == "assign":
+        run([str(python), "-m", "gwnlib", "assign", *rest])
     else:
         offline_data()
         run([str(python), "-m", "pytest", *rest])

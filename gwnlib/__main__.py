@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument(
         "--no-html", action="store_true", help="execute and write the status page, skip HTML"
     )
+    book.add_argument(
+        "--student",
+        action="store_true",
+        help="the student edition: exercise solutions hidden (default out: _build/student)",
+    )
     bench = commands.add_parser("bench", help="measure throughput (see gwnlib.bench)")
     bench.add_argument(
         "what",
@@ -80,7 +85,19 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
     _add_sweep_parser(commands)
     _add_curve_parser(commands)
+    assign = commands.add_parser(
+        "assign", help="build the autograded course assignments (student, autograder, solutions)"
+    )
+    assign.add_argument(
+        "--out", default="_build/assignments", help="output folder (default: _build/assignments)"
+    )
+    assign.add_argument(
+        "--only", nargs="+", metavar="NAME", help="build only these assignments (default: all)"
+    )
     args = parser.parse_args(argv)
+
+    if args.command == "assign":
+        return _assign(args)
 
     if args.command == "sweep":
         return _sweep(args)
@@ -92,9 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     from gwnlib import book as book_module
 
     kwargs = {"out": args.out} if args.out else {}
+    if args.student and not args.out:  # beside the full edition, not over it
+        kwargs["out"] = book_module.PROJECT_ROOT / "_build" / "student"
     try:
         runs, index = book_module.build(
-            preset=args.preset, device=args.device, only=args.only, html=not args.no_html, **kwargs
+            preset=args.preset,
+            device=args.device,
+            only=args.only,
+            html=not args.no_html,
+            student=args.student,
+            **kwargs,
         )
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -315,6 +339,22 @@ def _curve(args) -> int:
     last = rows[-1]
     shown = {k: round(v, 4) for k, v in last.items() if isinstance(v, float)}
     print(f"{len(rows)} evaluations written to {path}; last: {shown}")
+    return 0
+
+
+def _assign(args) -> int:
+    from gwnlib import assign
+
+    try:
+        built = assign.build(args.out, args.only)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for item in built:
+        print(f"{item.name}: {len(item.points)} questions, {item.total:g} points")
+        print(f"  student:    {item.student}")
+        print(f"  autograder: {item.autograder}")
+        print(f"  solutions:  {item.solutions}")
     return 0
 
 

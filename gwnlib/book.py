@@ -84,17 +84,34 @@ def chapters(root: Path = PROJECT_ROOT) -> list[Path]:
     return [page for page in toc_files(root) if page.suffix == ".ipynb"]
 
 
-def stage(out: Path, root: Path = PROJECT_ROOT) -> Path:
-    """Copy the book sources (``_config.yml``, ``_toc.yml``, ``book/``) into ``out/source``."""
+def stage(out: Path, root: Path = PROJECT_ROOT, student: bool = False) -> Path:
+    """Copy the book sources (``_config.yml``, ``_toc.yml``, ``book/``) into ``out/source``.
+
+    ``student``: the student edition, whose exercise solutions are left out of the HTML
+    (sphinx-exercise's ``hide_solutions``), for courses that hand the book out with assignments.
+    """
     source = out / "source"
     if source.exists():
         shutil.rmtree(source)
     source.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, source / name)
+    if student:
+        student_config(source / "_config.yml")
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "_build", "__pycache__")
     shutil.copytree(root / "book", source / "book", ignore=ignore)
     return source
+
+
+def student_config(path: Path) -> None:
+    """Turn the Jupyter Book config at ``path`` into the student edition's: solutions hidden,
+    and the title says which edition it is."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
+    config["title"] = f"{config.get('title', 'gwn-book')} (student edition)"
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 def execute_chapter(
@@ -286,8 +303,10 @@ def build(
     out: Path | str = PROJECT_ROOT / "_build",
     only: list[str] | None = None,
     html: bool = True,
+    student: bool = False,
 ) -> tuple[list[ChapterRun], Path | None]:
-    """Execute every chapter and build the book; see the module docstring.
+    """Execute every chapter and build the book; see the module docstring. ``student``: the
+    student edition, exercise solutions hidden (:func:`stage`).
 
     Returns the chapter runs and the path of the built ``index.html`` (``None`` when ``html`` is
     false or a chapter failed: a book with a failed chapter is not built).
@@ -295,7 +314,7 @@ def build(
     check_preset(preset)
     resolve_device(device)
     out = Path(out).resolve()
-    source = stage(out)
+    source = stage(out, student=student)
     runs = execute_all(source, preset=preset, device=device, only=only)
     write_status(source, runs, preset=preset, device=device)
     if not html or not all(run.ok for run in runs):

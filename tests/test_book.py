@@ -393,3 +393,25 @@ def test_the_vision_chapter_shows_committed_results_of_another_preset(tmp_path, 
         last = [row[("committed (paper)", fit)] for row in table.values()]
         assert [value[:9] for value in last] == ["undefined"] * 3 + [""] * 3
     assert images >= 5  # two data figures; Fig. 5 of the paper, of this build, of the commit
+
+
+def test_the_student_edition_hides_exercise_solutions(tmp_path):
+    """A one-page book with an exercise: the solution is in the HTML of the full edition and
+    absent from the student edition's (sphinx-exercise's hide_solutions, set by stage)."""
+    root = tmp_path / "root"
+    (root / "book").mkdir(parents=True)
+    (root / "_config.yml").write_text((ROOT / "_config.yml").read_text())
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/page\n")
+    (root / "book" / "references.bib").write_text((ROOT / "book" / "references.bib").read_text())
+    (root / "book" / "page.md").write_text(
+        "# Page\n\n:::{exercise}\n:label: ex-one\n\nWhat is one plus one?\n:::\n\n"
+        ":::{solution} ex-one\n:class: dropdown\n\nThe answer is SOLUTIONTEXT.\n:::\n"
+    )
+    pages = {}
+    for student in (False, True):
+        out = tmp_path / ("student" if student else "full")
+        index = book.build_html(book.stage(out, root, student=student), out)
+        pages[student] = (index.parent / "book" / "page.html").read_text()
+    assert "SOLUTIONTEXT" in pages[False] and "What is one plus one?" in pages[False]
+    assert "SOLUTIONTEXT" not in pages[True] and "What is one plus one?" in pages[True]
+    assert "(student edition)" in pages[True]

@@ -100,7 +100,7 @@ def test_environment_yml_is_in_sync_with_the_lock():
     assert f"python={make.locked_python()}" in deps
     (pip_section,) = [d["pip"] for d in deps if isinstance(d, dict)]
     assert "-c requirements-lock.txt" in pip_section
-    assert "-e .[book,test]" in pip_section
+    assert f"-e .[{make.EXTRAS}]" in pip_section
     pinned = {}
     for line in pip_section:
         if line.startswith("-"):
