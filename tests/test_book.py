@@ -423,10 +423,6 @@ MAX_CELL_LINES = 40
 #: only shrink: the test fails on a new long cell, and on an entry that is no longer long.
 LONG_CELLS = {
     ("colored_mnist.ipynb", "def percent(value):"),
-    ("gray_wyner_theory.ipynb", "hamming = hamming_distortion(2)"),
-    ("gray_wyner_theory.ipynb", "sources = {"),
-    ("gray_wyner_theory.ipynb", "from gwnlib.theory.gaussian import ("),
-    ("gray_wyner_theory.ipynb", "def interaction(p_x1x2, channel):"),
 }
 
 
