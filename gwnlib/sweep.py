@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
-from gwnlib.files import atomic_write
+from gwnlib.files import DamagedFile, atomic_write
 from gwnlib.paper import QUALITY_COLUMNS
 from gwnlib.runtime import check_int, check_preset, results_dir, runs_dir, show_progress
 from gwnlib.train import (
@@ -313,9 +313,11 @@ class Sweep:
         rows, damaged = [], []
         for config in self.configs():
             folder = run_dir(config, self.root)
-            if is_finished(folder):
+            if not (folder / "metrics.json").is_file():
+                continue
+            try:  # one read per point: load_metrics checks what is_finished would
                 rows.append(load_metrics(folder))
-            elif (folder / "metrics.json").is_file():
+            except DamagedFile:
                 damaged.append(f"{config.label()} ({folder / 'metrics.json'})")
         if damaged:
             warnings.warn(
