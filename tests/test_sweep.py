@@ -426,6 +426,14 @@ def test_the_command_line_trains_what_a_budget_allows(tmp_path, capsys, monkeypa
     assert main([*args, "--root", str(tmp_path / "fresh"), "--budget", "120"]) == 0
     assert "every point is finished; nothing to train" in capsys.readouterr().out
     assert not list((tmp_path / "fresh").rglob("metrics.json"))
+    # A budget that no point fits trains nothing, unless --overrun asks for the quickest.
+    monkeypatch.setenv("GWN_RESULTS_DIR", str(tmp_path / "none"))
+    assert main([*args, "--root", str(tmp_path / "short"), "--budget", "60"]) == 0
+    assert "does NOT fit" in capsys.readouterr().out
+    assert not list((tmp_path / "short").rglob("metrics.json"))
+    assert main([*args, "--root", str(tmp_path / "short"), "--budget", "60", "--overrun"]) == 0
+    assert "1 of 1 point(s)" in capsys.readouterr().out
+    assert len(list((tmp_path / "short").rglob("metrics.json"))) == 1
     for extra, message in [
         (["--budget", "120", "--executor", "fused"], "--budget chooses the executor"),
         (["--budget", "0"], "--budget must be a number of seconds > 0"),
@@ -436,4 +444,4 @@ def test_the_command_line_trains_what_a_budget_allows(tmp_path, capsys, monkeypa
     assert main([a for a in args if a != str(bench) and a != "--bench"] + ["--budget", "9"]) == 2
     assert "--budget needs --bench FILE" in capsys.readouterr().err
     assert main([*args]) == 2
-    assert "--bench is read only with --budget" in capsys.readouterr().err
+    assert "--bench and --overrun are read only with --budget" in capsys.readouterr().err
