@@ -429,3 +429,27 @@ def test_code_cells_are_short():
             if len(source) > MAX_CELL_LINES:
                 long.append((path.name, len(source), source[0]))
     assert long == [], "code cells over 40 lines: move plotting or bookkeeping into gwnlib"
+
+
+#: A line that draws: a call on a figure or axes, or a setter of one.
+DRAWING = re.compile(r"\b(ax|axes|plt|fig|axis)\b[.\[,]|\.set_|legend\(|annotate\(|\.plot\(")
+
+
+def test_plumbing_cells_hide_their_input():
+    """The HTML folds away what a reader need not read: each chapter's imports (the cell after
+    the parameters) and every cell that mostly draws (at least 40% of its code lines). Their
+    outputs stay; the code is one click away (Jupyter Book's ``hide-input`` tag)."""
+    shown = []
+    for path in ALL_NOTEBOOKS:
+        cells = list(code_cells(load(path)))
+        for before, cell in zip([None, *cells[:-1]], cells, strict=True):
+            lines = [line for line in "".join(cell["source"]).splitlines()
+                     if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+            setup = before is not None and "parameters" in before["metadata"].get("tags", [])
+            draws = len(lines) > 3 and sum(map(bool, map(DRAWING.search, lines))) >= 0.4 * len(
+                lines
+            )
+            if (setup or draws) and "hide-input" not in cell["metadata"].get("tags", []):
+                shown.append((path.name, cell["id"], "imports" if setup else "drawing"))
+    assert shown == [], "tag these cells hide-input"
+    assert DRAWING.search("fig, ax = plt.subplots()") and not DRAWING.search("x = f(axis=0)")
