@@ -1,8 +1,13 @@
 """gwnlib: the companion library of gwn-book.
 
 A learnable Gray-Wyner network (de Andrade, Harell and Bajic, ICLR 2026) and the information theory
-behind it, built chapter by chapter with the book. Each module holds one idea; each function's
-docstring says which chapter explains it and which equation of the paper it implements.
+behind it, built chapter by chapter with the book. Its sub-packages are layers whose imports only
+point down (tests/test_layers.py):
+
+    runtime, files -> theory, data -> model -> vision -> experiments -> training -> analysis
+
+Each module holds one idea and cites the paper's equations and sections it implements; each
+sub-package's docstring names the chapters that explain it, by title.
 """
 
 import warnings

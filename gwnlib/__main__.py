@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the student edition: exercise solutions hidden (default out: _build/student)",
     )
-    bench = commands.add_parser("bench", help="measure throughput (see gwnlib.bench)")
+    bench = commands.add_parser("bench", help="measure throughput (see gwnlib.training.bench)")
     bench.add_argument(
         "what",
         choices=["synthetic", "train", "report"],
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument(
         "--variant",
         default="eager",
-        help="execution variant(s) (gwnlib.bench.VARIANTS; comma list), or 'all'",
+        help="execution variant(s) (gwnlib.training.bench.VARIANTS; comma list), or 'all'",
     )
     bench.add_argument("--points", type=int, default=5, help="points of the fused variant")
     bench.add_argument("--windows", type=int, default=3, help="timed windows (median reported)")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args)
 
-    from gwnlib import book as book_module
+    from gwnlib.analysis import book as book_module
 
     kwargs = {"out": args.out} if args.out else {}
     if args.student and not args.out:  # beside the full edition, not over it
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(args) -> int:
     import torch
 
-    from gwnlib.bench import VARIANTS, report, synthetic_batches, training_suite
-    from gwnlib.codecs import CODECS
+    from gwnlib.model.codecs import CODECS
+    from gwnlib.training.bench import VARIANTS, report, synthetic_batches, training_suite
 
     if args.what == "report":
         return _bench_report(args.files)
@@ -201,8 +201,8 @@ def _bench(args) -> int:
 
 
 def _add_sweep_parser(commands) -> None:
-    from gwnlib.sweep import CLUSTERS, EXECUTORS, SWEEPS
-    from gwnlib.train import AMP_MODES
+    from gwnlib.training.accel import AMP_MODES
+    from gwnlib.training.sweep import CLUSTERS, EXECUTORS, SWEEPS
 
     sweep = commands.add_parser(
         "sweep", help="train a chapter's sweep (resumable; finished points are skipped)"
@@ -230,8 +230,8 @@ def _add_sweep_parser(commands) -> None:
         default=None,
         metavar="SECONDS",
         help="train only the pending points that fit SECONDS on this device, fused or one after "
-        "another (gwnlib.bench.plan), from the throughputs in --bench; points already in the "
-        "committed results are skipped",
+        "another (gwnlib.training.bench.plan), from the throughputs in --bench; points already "
+        "in the committed results are skipped",
     )
     sweep.add_argument(
         "--bench", default=None, metavar="FILE", help="benchmark rows (bench train --out FILE)"
@@ -312,7 +312,7 @@ def _curve(args) -> int:
     from gwnlib.files import atomic_write
     from gwnlib.runtime import check_int, hardware
     from gwnlib.runtime import device as resolve_device
-    from gwnlib.train import learning_curve
+    from gwnlib.training.train import learning_curve
 
     try:
         settings = {}
@@ -349,7 +349,7 @@ def _curve(args) -> int:
 
 
 def _assign(args) -> int:
-    from gwnlib import assign
+    from gwnlib.analysis import assign
 
     try:
         built = assign.build(args.out, args.only)
@@ -392,9 +392,9 @@ def _bench_report(files: list[str]) -> int:
     cover the synthetic source at the paper's size."""
     from pathlib import Path
 
-    from gwnlib.bench import BENCH_REMEDY, measured_at, report
     from gwnlib.files import read_json
-    from gwnlib.sweep import named
+    from gwnlib.training.bench import BENCH_REMEDY, measured_at, report
+    from gwnlib.training.sweep import named
 
     if not files:
         print("error: bench report needs one or more JSON files of rows", file=sys.stderr)
@@ -415,7 +415,7 @@ def _bench_report(files: list[str]) -> int:
 
 
 def _sweep(args) -> int:
-    from gwnlib.sweep import named
+    from gwnlib.training.sweep import named
 
     slurm = {
         key: value
@@ -500,14 +500,15 @@ def _sweep(args) -> int:
 
 
 def _budgeted(sweep, args):
-    """``sweep`` cut to the points :func:`gwnlib.bench.plan` says fit ``--budget`` seconds on
+    """``sweep`` cut to the points :func:`gwnlib.training.bench.plan` says fit ``--budget`` seconds
+    on
     this device, and the executor it chose; the plan is printed. Points whose results are
     already committed are left out."""
     from pathlib import Path
 
-    from gwnlib.bench import BENCH_REMEDY, FINISH_SECONDS, measured_at, plan
     from gwnlib.files import read_json
     from gwnlib.runtime import device, hardware
+    from gwnlib.training.bench import BENCH_REMEDY, FINISH_SECONDS, measured_at, plan
 
     if args.executor is not None:
         raise ValueError(

@@ -1,10 +1,10 @@
 """Atomic files: a file written here is, at any moment, either its old or its new whole self.
 
-Run directories (:mod:`gwnlib.train`), sweep results (:mod:`gwnlib.sweep`) and computed caches
-(:mod:`gwnlib.data.synthetic`) are written this way, so that a process killed mid-write never
-leaves a broken file for the next one to read. Files damaged some other way (a copy cut short,
-an editor, a disk error) are read back through :func:`read_json` and :func:`load_torch`, which
-raise :class:`DamagedFile` naming the file and what to do; a full disk is named as such
+Run directories (:mod:`gwnlib.training.train`), sweep results (:mod:`gwnlib.training.sweep`) and
+computed caches (:mod:`gwnlib.data.synthetic`) are written this way, so that a process killed
+mid-write never leaves a broken file for the next one to read. Files damaged some other way (a copy
+cut short, an editor, a disk error) are read back through :func:`read_json` and :func:`load_torch`,
+which raise :class:`DamagedFile` naming the file and what to do; a full disk is named as such
 (:class:`DiskFull`) instead of surfacing as a library's internal error.
 """
 

@@ -37,7 +37,7 @@ RUNS_DIR_ENV = "GWN_RUNS_DIR"
 #: Environment variable that overrides where finished sweep results for the book are read from.
 RESULTS_DIR_ENV = "GWN_RESULTS_DIR"
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def check_preset(preset: str) -> str:
@@ -97,7 +97,7 @@ def seed_everything(seed: int) -> None:
     With the same seed, a chapter re-run on the CPU gives the same numbers. Code that needs its own
     stream should take a :func:`torch_generator` instead of relying on global state.
     """
-    _check_seed(seed)
+    check_seed(seed)
     seed = int(seed)  # random.seed refuses NumPy integers
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002  (seeds the legacy global state that libraries still use)
@@ -106,11 +106,11 @@ def seed_everything(seed: int) -> None:
 
 def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A ``torch.Generator`` seeded with ``seed`` on ``device`` (any CUDA index, not just 0)."""
-    _check_seed(seed)
+    check_seed(seed)
     return torch.Generator(device=torch.device(device)).manual_seed(int(seed))
 
 
-def _check_seed(seed: int) -> None:
+def check_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer in [0, 2**32 - 1]; got {seed!r}")
     if not 0 <= seed < 2**32:
@@ -127,8 +127,8 @@ def data_dir() -> Path:
     configured = _env_path(DATA_DIR_ENV)
     if configured is not None:
         return configured
-    if (_PROJECT_ROOT / "pyproject.toml").is_file() and (_PROJECT_ROOT / "data").is_dir():
-        return _PROJECT_ROOT / "data"
+    if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "data").is_dir():
+        return PROJECT_ROOT / "data"
     return Path.cwd() / "data"
 
 
@@ -145,7 +145,7 @@ def cache_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    """Where training runs keep their run directories (:mod:`gwnlib.train`).
+    """Where training runs keep their run directories (:mod:`gwnlib.training.train`).
 
     ``GWN_RUNS_DIR`` when set, else ``runs`` inside :func:`cache_dir`: a finished run is reused by
     every chapter and sweep that asks for the same config.
@@ -158,13 +158,13 @@ def results_dir() -> Path:
 
     ``GWN_RESULTS_DIR`` when set; else ``book/results`` of the checkout (or ``./results`` when
     gwnlib is installed outside a checkout). Chapters load a sweep's results from here when
-    present and train otherwise (:meth:`gwnlib.sweep.Sweep.load_or_run`).
+    present and train otherwise (:meth:`gwnlib.training.sweep.Sweep.load_or_run`).
     """
     configured = _env_path(RESULTS_DIR_ENV)
     if configured is not None:
         return configured
-    if (_PROJECT_ROOT / "pyproject.toml").is_file() and (_PROJECT_ROOT / "book").is_dir():
-        return _PROJECT_ROOT / "book" / "results"
+    if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "book").is_dir():
+        return PROJECT_ROOT / "book" / "results"
     return Path.cwd() / "results"
 
 

@@ -1,4 +1,5 @@
-"""Course assignments (gwnlib.assign): Otter Assign builds the student, autograder and solution
+"""Course assignments (gwnlib.analysis.assign): Otter Assign builds the student, autograder and
+solution
 files; the solutions score full marks, untouched student notebooks zero, wrong answers fail the
 hidden tests they should, and nothing hidden reaches a student."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gwnlib import assign
+from gwnlib.analysis import assign
 
 pytest.importorskip("otter", reason="otter-grader is in the teach extra")
 

@@ -17,8 +17,8 @@ papermill = pytest.importorskip("papermill", reason="the book's packages are not
 import yaml  # noqa: E402
 
 import gwnlib  # noqa: E402
-from gwnlib import book  # noqa: E402
 from gwnlib.__main__ import main as cli  # noqa: E402
+from gwnlib.analysis import book  # noqa: E402
 
 ROOT = book.PROJECT_ROOT
 CHAPTERS = book.chapters()
@@ -284,8 +284,8 @@ def partial_paper_results(points):
     a test fixture. It stands for what a short GPU lease commits (test data, never committed)."""
     import pandas as pd
 
-    from gwnlib import paper
-    from gwnlib.sweep import named
+    from gwnlib.analysis import paper
+    from gwnlib.training.sweep import named
 
     reference = paper.results("synthetic").assign(beta=lambda t: t.beta.fillna(1.0))
     rows = []
@@ -355,8 +355,8 @@ def test_the_vision_chapter_shows_committed_results_of_another_preset(tmp_path, 
     beside its own runs, labelled, and marks the BD-rates it leaves undefined."""
     import pandas as pd
 
-    from gwnlib import paper
-    from gwnlib.sweep import named
+    from gwnlib.analysis import paper
+    from gwnlib.training.sweep import named
 
     reference = paper.results("cityscapes").set_index(["codec", "eta"])
     points = [("joint", 0.01), ("joint", 0.1), ("joint", 1.0), ("shared", 0.1)]

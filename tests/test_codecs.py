@@ -3,17 +3,12 @@
 import pytest
 import torch
 
-from gwnlib.codecs import CODECS, THREE_CHANNEL, build
-from gwnlib.entropy import LatentEntropyModel, bits
-from gwnlib.heads import classifier_head, regression_head
-from gwnlib.losses import GrayWynerLoss, rmse
-from gwnlib.nn import (
-    alignment_loss,
-    analysis_transform,
-    merge_common,
-    quantize,
-    round_half_toward_zero,
-)
+from gwnlib.model.codecs import CODECS, THREE_CHANNEL, build
+from gwnlib.model.entropy import LatentEntropyModel, bits
+from gwnlib.model.heads import classifier_head, regression_head
+from gwnlib.model.layers import analysis_transform
+from gwnlib.model.loss import GrayWynerLoss, rmse
+from gwnlib.model.ops import alignment_loss, merge_common, quantize, round_half_toward_zero
 
 # Small versions of the two configurations: the synthetic source's pixel-shuffle transforms (2
 # input channels; E reduced to 16 by the final 5x5 conv) and MNIST's strided convolutions (E = 6).
@@ -238,8 +233,8 @@ def test_same_convolutions_skip_only_taps_that_meet_the_padding(size, masked):
     (values zero at masked taps, the plain convolution's gradient there)."""
     import torch.nn.functional as F
 
-    from gwnlib.entropy import MaskedSameConv2d
-    from gwnlib.nn import SameConv2d
+    from gwnlib.model.entropy import MaskedSameConv2d
+    from gwnlib.model.layers import SameConv2d
 
     torch.manual_seed(size)
     layer = MaskedSameConv2d(3, 4, 5, "A") if masked else SameConv2d(3, 4, 5)
@@ -261,7 +256,7 @@ def test_same_convolutions_skip_only_taps_that_meet_the_padding(size, masked):
 
 
 def test_same_convolutions_refuse_what_they_cannot_crop():
-    from gwnlib.nn import SameConv2d
+    from gwnlib.model.layers import SameConv2d
 
     layer = SameConv2d(2, 2, 3)
     layer.stride = (2, 2)

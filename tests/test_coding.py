@@ -1,4 +1,4 @@
-"""Real entropy coding (gwnlib.coding): exact round trips, partial decoding, rejected streams,
+"""Entropy coding (gwnlib.model.streams): exact round trips, partial decoding, rejected streams,
 real vs estimated bits (paper Sec. 3.3: the codec contract, made real with CompressAI's rANS)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import struct
 import pytest
 import torch
 
-from gwnlib import coding
-from gwnlib.codecs import CODECS, THREE_CHANNEL, build
-from gwnlib.entropy import bits
+from gwnlib.model import streams, tables
+from gwnlib.model.codecs import CODECS, THREE_CHANNEL, build, channels_for
+from gwnlib.model.entropy import bits
 
 # The two small configurations of test_codecs.py (2x2 latents on 32x32 inputs).
 CONFIGS = {
@@ -50,8 +50,8 @@ def test_round_trip_is_exact(name, variant):
     assert tuple(compressed["strings"]) == CHANNELS[name]
     for key in CHANNELS[name]:
         assert compressed["shapes"][key] == tuple(out[key].shape[1:])
-        streams = compressed["strings"][key]
-        assert len(streams) == 2 and all(isinstance(s, bytes) for s in streams)
+        strings = compressed["strings"][key]
+        assert len(strings) == 2 and all(isinstance(s, bytes) for s in strings)
     decoded = codec.decompress(compressed["strings"], compressed["shapes"])
     for key in CHANNELS[name]:
         assert torch.equal(decoded[key], out[key]), f"{key} differs from the forward pass"
@@ -66,7 +66,7 @@ def test_partial_decoding_never_reads_the_other_private_stream(name, task):
     with torch.no_grad():
         out = codec(x)
     compressed = codec.compress(x)
-    needed = coding.channels_for(name, (task,))
+    needed = channels_for(name, (task,))
     strings = {key: compressed["strings"][key] for key in needed}
     other = f"y{3 - task}"
     if other in compressed["strings"] and other not in needed:
@@ -80,32 +80,32 @@ def test_partial_decoding_never_reads_the_other_private_stream(name, task):
 
 def test_channels_each_task_needs():
     for name in THREE_CHANNEL:
-        assert coding.channels_for(name, (1,)) == ("y0", "y1")
-        assert coding.channels_for(name, (2,)) == ("y0", "y2")
-        assert coding.channels_for(name, (2, 1)) == ("y0", "y1", "y2")
-    assert coding.channels_for("joint", (1,)) == coding.channels_for("joint", (2,)) == ("y0",)
-    assert coding.channels_for("independent", (1,)) == ("y1",)
-    assert coding.channels_for("independent", (2,)) == ("y2",)
+        assert channels_for(name, (1,)) == ("y0", "y1")
+        assert channels_for(name, (2,)) == ("y0", "y2")
+        assert channels_for(name, (2, 1)) == ("y0", "y1", "y2")
+    assert channels_for("joint", (1,)) == channels_for("joint", (2,)) == ("y0",)
+    assert channels_for("independent", (1,)) == ("y1",)
+    assert channels_for("independent", (2,)) == ("y2",)
     for bad in [(), (3,), (0, 1)]:
         with pytest.raises(ValueError, match="tasks"):
-            coding.channels_for("shared", bad)
+            channels_for("shared", bad)
 
 
 def test_stream_header(shared_streams):
     codec, x, compressed = shared_streams
-    assert coding.HEADER_SIZE == 32
+    assert streams.HEADER_SIZE == 32
     stream = compressed["strings"]["y1"][0]
-    fields = struct.unpack(">2sBBBBHHHIIIII", stream[: coding.HEADER_SIZE])
+    fields = struct.unpack(">2sBBBBHHHIIIII", stream[: streams.HEADER_SIZE])
     magic, version, codec_id, channel, offsets, c, h, w, length = fields[:9]
-    assert (magic, version, offsets) == (coding.MAGIC, coding.FORMAT_VERSION, coding.OFFSETS)
-    assert (CODECS[codec_id], coding.CHANNELS[channel]) == ("shared", "y1")
+    assert (magic, version, offsets) == (streams.MAGIC, streams.FORMAT_VERSION, tables.OFFSETS)
+    assert (CODECS[codec_id], streams.CHANNELS[channel]) == ("shared", "y1")
     assert (c, h, w) == compressed["shapes"]["y1"] == (8, 2, 2)
-    assert len(stream) == coding.HEADER_SIZE + length
+    assert len(stream) == streams.HEADER_SIZE + length
     with torch.no_grad():
         latents, _ = codec.encode(x[:1])
-    assert fields[11:] == (coding.latent_crc(latents["y1"]), coding.latent_crc(latents["y0"]))
+    assert fields[11:] == (streams.latent_crc(latents["y1"]), streams.latent_crc(latents["y0"]))
     y0_fields = struct.unpack(">2sBBBBHHHIIIII", compressed["strings"]["y0"][0][:32])
-    assert y0_fields[11:] == (coding.latent_crc(latents["y0"]), 0)  # coded on its own
+    assert y0_fields[11:] == (streams.latent_crc(latents["y0"]), 0)  # coded on its own
 
 
 def test_mixed_samples_and_wrong_decodes_are_rejected(shared_streams, monkeypatch):
@@ -117,7 +117,7 @@ def test_mixed_samples_and_wrong_decodes_are_rejected(shared_streams, monkeypatc
     mixed = {"y0": strings["y0"][::-1], "y1": strings["y1"]}
     with pytest.raises(ValueError, match="'y1' of sample 0 was coded given another Y0"):
         codec.decompress(mixed, shapes, tasks=(1,))
-    real_indexes, calls = coding.CdfTables.indexes, []
+    real_indexes, calls = tables.CdfTables.indexes, []
 
     def one_off(self, scales, means):  # the decoder's third position picks the next scale up
         index, centres = real_indexes(self, scales, means)
@@ -126,7 +126,7 @@ def test_mixed_samples_and_wrong_decodes_are_rejected(shared_streams, monkeypatc
             index = [i + self.offsets if i + self.offsets < len(self.cdfs) else i for i in index]
         return index, centres
 
-    monkeypatch.setattr(coding.CdfTables, "indexes", one_off)
+    monkeypatch.setattr(tables.CdfTables, "indexes", one_off)
     with pytest.raises(ValueError, match="'y0' of sample 0 decoded to another latent"):
         codec.decompress(strings, shapes, tasks=(1,))
 
@@ -205,21 +205,21 @@ def test_weights_checksum_ignores_the_masking_at_the_first_forward():
 
 
 def test_cdf_table_grid():
-    tables = coding.cdf_tables()
-    k = coding.OFFSETS
-    levels = coding.SCALE_LEVELS
-    assert len(tables.cdfs) == levels * k and tables.offsets == k
-    for cdf in tables.cdfs[:: k + 1]:
-        assert cdf[0] == 0 and cdf[-1] == 2**coding.PRECISION
+    grid = tables.cdf_tables()
+    k = tables.OFFSETS
+    levels = tables.SCALE_LEVELS
+    assert len(grid.cdfs) == levels * k and grid.offsets == k
+    for cdf in grid.cdfs[:: k + 1]:
+        assert cdf[0] == 0 and cdf[-1] == 2**tables.PRECISION
         assert all(a < b for a, b in zip(cdf, cdf[1:], strict=False))
-    index, centre = tables.indexes(torch.tensor([0.0, 0.11, 1e4]), torch.tensor([0.49, -2.6, 3.0]))
+    index, centre = grid.indexes(torch.tensor([0.0, 0.11, 1e4]), torch.tensor([0.49, -2.6, 3.0]))
     assert centre == [0, -3, 3]
     assert index[0] == 0 * k + k - 1  # smallest scale, offset bin just under +1/2
     assert index[1] // k in (0, 1) and index[1] % k == int((0.4 + 0.5) * k)
     assert index[2] == (levels - 1) * k + k // 2  # scales beyond the table use its largest
     # The nearest scale in log distance: just above a level picks it, not the next one up.
-    level = tables.scales[10].item()
-    (near,), _ = tables.indexes(torch.tensor([level * 1.01]), torch.tensor([0.0]))
+    level = grid.scales[10].item()
+    (near,), _ = grid.indexes(torch.tensor([level * 1.01]), torch.tensor([0.0]))
     assert near // k == 10
 
 
@@ -242,8 +242,8 @@ def test_real_bits_match_the_estimate_after_training():
     codec.eval()
     with torch.no_grad():
         estimated = {key: bits(p).sum().item() for key, p in codec.likelihoods(latents).items()}
-    streams = codec.compress(x)["strings"]
+    strings = codec.compress(x)["strings"]
     for key, est in estimated.items():
-        real = sum(8 * (len(s) - coding.HEADER_SIZE) for s in streams[key])
+        real = sum(8 * (len(s) - streams.HEADER_SIZE) for s in strings[key])
         assert 0.99 * est <= real <= 1.01 * est + 64 * len(x), (key, real, est)
     assert estimated["y1"] > 2000  # enough symbols for the 1% to bind

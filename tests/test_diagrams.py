@@ -1,4 +1,5 @@
-"""Block diagrams (gwnlib.diagrams): the Gray-Wyner network and each codec's wiring, read back
+"""Block diagrams (gwnlib.analysis.diagrams): the Gray-Wyner network and each codec's wiring, read
+back
 from the drawn labels."""
 
 import matplotlib
@@ -8,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from gwnlib import diagrams  # noqa: E402
+from gwnlib.analysis import diagrams  # noqa: E402
 
 
 def test_the_network_has_its_encoder_streams_receivers_and_rates():

@@ -1,13 +1,14 @@
-"""Fused sweeps (gwnlib.fused): N points trained as one vmapped model equal N separate runs."""
+"""Fused sweeps (gwnlib.training.fused): N points trained as one vmapped model equal N separate
+runs."""
 
 import sys
 
 import pytest
 import torch
 
-from gwnlib import fused, train
 from gwnlib.experiments import resolve
-from gwnlib.nn import quantize
+from gwnlib.model.ops import quantize
+from gwnlib.training import accel, fused, runs, train
 
 COMPARED = ("loss", "rate_transmit", "d1", "d2", "aux", "best_val_loss", "real_rate_transmit")
 
@@ -53,12 +54,12 @@ def test_a_point_that_stops_early_leaves_the_others_unchanged(tmp_path, monkeypa
     epoch 3 exactly as alone, and point 1 ends as a run limited to one epoch."""
     configs = _points(etas=(0.01, 0.3, 0.05), max_epochs=3, patience=3)
     stopping = configs[1].key
-    original = fused._should_stop
+    original = fused.should_stop
 
     def should_stop(state, config):
         return (config.key == stopping and state["epoch"] >= 1) or original(state, config)
 
-    monkeypatch.setattr(fused, "_should_stop", should_stop)
+    monkeypatch.setattr(fused, "should_stop", should_stop)
     together = fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
     assert [m["epochs"] for m in together] == [3, 1, 3]
     alone = [
@@ -72,7 +73,7 @@ def test_a_point_that_stops_early_leaves_the_others_unchanged(tmp_path, monkeypa
 
 def test_an_interrupted_group_resumes_where_it_stopped(tmp_path, monkeypatch):
     configs = _points(etas=(0.01, 0.3), max_epochs=3, patience=3)
-    real_export = fused._export
+    real_export = fused.export
     calls = {"n": 0}
 
     def crash_in_epoch_2(folder, codec, config, state):
@@ -81,13 +82,13 @@ def test_an_interrupted_group_resumes_where_it_stopped(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # killed after the group's epoch-2 checkpoint
         real_export(folder, codec, config, state)
 
-    monkeypatch.setattr(fused, "_export", crash_in_epoch_2)
+    monkeypatch.setattr(fused, "export", crash_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
     assert calls["n"] == 1
     groups = list((tmp_path / "fused" / "synthetic").glob("fused-*/last.pt"))
     assert len(groups) == 1
-    monkeypatch.setattr(fused, "_export", real_export)
+    monkeypatch.setattr(fused, "export", real_export)
     resumed = fused.fit_fused(configs, root=tmp_path / "fused", device="cpu", progress=False)
     assert not list((tmp_path / "fused" / "synthetic").glob("fused-*"))  # cleaned up
     apart = [train.fit(c, root=tmp_path / "apart", device="cpu", progress=False) for c in configs]
@@ -105,7 +106,7 @@ def test_a_group_killed_after_its_checkpoint_writes_the_best_weights_on_resume(
     from epoch 2's weights and not epoch 1's."""
     configs = _points(codec="joint", etas=(0.01, 0.3), max_epochs=3, patience=3)
     scripted = {1: 5.0, 2: 1.0, 3: 3.0}  # validation loss by epoch: epoch 2 is the best
-    real_evaluate, real_export = fused._FusedGroup._evaluate, fused._export
+    real_evaluate, real_export = fused.FusedGroup._evaluate, fused.export
 
     def evaluate(group, split):
         out = real_evaluate(group, split)
@@ -119,26 +120,26 @@ def test_a_group_killed_after_its_checkpoint_writes_the_best_weights_on_resume(
             raise KeyboardInterrupt
         real_export(folder, codec, config, state)
 
-    monkeypatch.setattr(fused._FusedGroup, "_evaluate", evaluate)
-    monkeypatch.setattr(fused, "_export", crash_in_epoch_2)
+    monkeypatch.setattr(fused.FusedGroup, "_evaluate", evaluate)
+    monkeypatch.setattr(fused, "export", crash_in_epoch_2)
     root = tmp_path / "fused"
     with pytest.raises(KeyboardInterrupt):
         fused.fit_fused(configs, root=root, device="cpu", progress=False)
-    assert torch.load(train.run_dir(configs[0], root) / "best.pt")["epoch"] == 1  # behind
-    monkeypatch.setattr(fused, "_export", real_export)
+    assert torch.load(runs.run_dir(configs[0], root) / "best.pt")["epoch"] == 1  # behind
+    monkeypatch.setattr(fused, "export", real_export)
     resumed = fused.fit_fused(configs, root=root, device="cpu", progress=False)
     for config, metrics in zip(configs, resumed, strict=True):
-        best = torch.load(train.run_dir(config, root) / "best.pt", weights_only=True)
+        best = torch.load(runs.run_dir(config, root) / "best.pt", weights_only=True)
         assert metrics["best_epoch"] == best["epoch"] == 2
         assert metrics["best_val_loss"] == best["val_loss"] == 1.0
-        history = (train.run_dir(config, root) / "history.csv").read_text().splitlines()
+        history = (runs.run_dir(config, root) / "history.csv").read_text().splitlines()
         assert len(history) == 1 + 3  # header and three epochs
 
 
 def test_keep_slices_weights_and_adam_moments(tmp_path):
     configs = _points(etas=(0.01, 0.3, 0.05))
-    folders = {c.key: train.run_dir(c, tmp_path) for c in configs}
-    group = fused._FusedGroup(configs, configs, folders, tmp_path, torch.device("cpu"), "fp32")
+    folders = {c.key: runs.run_dir(c, tmp_path) for c in configs}
+    group = fused.FusedGroup(configs, configs, folders, tmp_path, torch.device("cpu"), "fp32")
     group.progress, group.log_every = False, 25
     group._train_epoch(0)
     before = {name: p.detach().clone() for name, p in group.params.items()}
@@ -204,12 +205,12 @@ def test_a_compiled_fused_group_equals_the_eager_one(tmp_path, monkeypatch):
     """``compile=True`` (torch.compile of the vmapped step, eta warm-up as a tensor) trains
     the same points to float rounding, through an early stop that shrinks the group."""
     configs = _points(etas=(0.01, 0.3, 0.05), max_epochs=3, patience=3, eta_warmup=3)
-    original = fused._should_stop
+    original = fused.should_stop
 
     def should_stop(state, config):
         return (config.key == configs[1].key and state["epoch"] >= 1) or original(state, config)
 
-    monkeypatch.setattr(fused, "_should_stop", should_stop)
+    monkeypatch.setattr(fused, "should_stop", should_stop)
     options = {"device": "cpu", "progress": False}
     eager = fused.fit_fused(configs, root=tmp_path / "eager", **options)
     compiled = fused.fit_fused(configs, root=tmp_path / "compiled", compile=True, **options)
@@ -262,7 +263,7 @@ def test_a_training_step_never_waits_for_the_gpu():
     loss_fn = experiment.loss()
     optimizer = train.make_optimizer(model, config, torch.device("cuda"))
     x, t1, t2 = next(experiment.batches("train"))
-    autocast = train._autocast(torch.device("cuda"), True)
+    autocast = accel.autocast_context(torch.device("cuda"), True)
     train.backward_step(model, loss_fn, x, t1, t2, autocast)  # warm-up: lazy initialisation
     train.update_step(model, optimizer, config.clip)
     torch.cuda.synchronize()
@@ -304,8 +305,8 @@ def test_a_training_step_reads_nothing_back_on_the_cpu(codec, host_reads):
     steps (forward, loss, backward, clipping, Adam; the eta warm-up too) never read a tensor's
     value on the host, so on a GPU they queue work without waiting. The authors-like step, with
     its per-sample rate logging, is the control that shows the recording works."""
-    from gwnlib.bench import _fused_step, _per_sample_rate_syncs
     from gwnlib.experiments import Experiment
+    from gwnlib.training.bench import _fused_step, _per_sample_rate_syncs
 
     config = resolve("synthetic", "smoke", codec=codec, eta=0.1)
     experiment = Experiment(config, "cpu")
@@ -328,7 +329,7 @@ def test_a_restarted_sweep_finds_its_group_after_some_points_finished(tmp_path, 
     the two unfinished points, which resume from the group's checkpoint."""
     configs = _points(etas=(0.01, 0.3, 0.05), max_epochs=3, patience=3)
     stopping = configs[1].key
-    original_stop, real_export = fused._should_stop, fused._export
+    original_stop, real_export = fused.should_stop, fused.export
 
     def should_stop(state, config):
         return (config.key == stopping and state["epoch"] >= 1) or original_stop(state, config)
@@ -338,21 +339,21 @@ def test_a_restarted_sweep_finds_its_group_after_some_points_finished(tmp_path, 
             raise KeyboardInterrupt
         real_export(folder, codec, config, state)
 
-    monkeypatch.setattr(fused, "_should_stop", should_stop)
-    monkeypatch.setattr(fused, "_export", crash_in_epoch_2)
+    monkeypatch.setattr(fused, "should_stop", should_stop)
+    monkeypatch.setattr(fused, "export", crash_in_epoch_2)
     root = tmp_path / "fused"
     with pytest.raises(KeyboardInterrupt):
         fused.fit_fused(configs, root=root, device="cpu", progress=False)
-    assert train.is_finished(train.run_dir(configs[1], root))
-    monkeypatch.setattr(fused, "_export", real_export)
+    assert runs.is_finished(runs.run_dir(configs[1], root))
+    monkeypatch.setattr(fused, "export", real_export)
     resumed_epochs = []
-    real_train_epoch = fused._FusedGroup._train_epoch
+    real_train_epoch = fused.FusedGroup._train_epoch
 
     def record(group, epoch):
         resumed_epochs.append(epoch)
         return real_train_epoch(group, epoch)
 
-    monkeypatch.setattr(fused._FusedGroup, "_train_epoch", record)
+    monkeypatch.setattr(fused.FusedGroup, "_train_epoch", record)
     rest = [configs[0], configs[2]]
     resumed = fused.fit_fused(rest, root=root, device="cpu", progress=False)
     assert resumed_epochs == [2]  # only the third epoch was left
@@ -360,10 +361,10 @@ def test_a_restarted_sweep_finds_its_group_after_some_points_finished(tmp_path, 
     _assert_same(resumed, apart)
     # A group checkpoint that lacks a point now asked for is refused, not silently mixed.
     with pytest.raises(KeyboardInterrupt):
-        monkeypatch.setattr(fused, "_export", crash_in_epoch_2)
+        monkeypatch.setattr(fused, "export", crash_in_epoch_2)
         fused.fit_fused(_points(etas=(0.7, 0.9), max_epochs=3, patience=3), root=root,
                         device="cpu", progress=False)  # fmt: skip
-    monkeypatch.setattr(fused, "_export", real_export)
+    monkeypatch.setattr(fused, "export", real_export)
     with pytest.raises(RuntimeError, match="without the point"):
         fused.fit_fused(_points(etas=(0.7, 0.9, 0.8), max_epochs=3, patience=3), root=root,
                         device="cpu", progress=False)  # fmt: skip

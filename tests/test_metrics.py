@@ -1,12 +1,12 @@
 """BD-rate and empirical mutual information: exact identities, hand-computed examples, and the
-paper's own BD-rates recomputed from its tables (gwnlib.paper)."""
+paper's own BD-rates recomputed from its tables (gwnlib.analysis.paper)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gwnlib import paper
-from gwnlib.metrics import (
+from gwnlib.analysis import paper
+from gwnlib.analysis.metrics import (
     BD_METHODS,
     bd_rate,
     bd_rates,

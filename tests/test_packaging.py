@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 import gwnlib
-from gwnlib.runtime import _PROJECT_ROOT as ROOT
+from gwnlib.runtime import PROJECT_ROOT as ROOT
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 

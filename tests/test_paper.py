@@ -1,8 +1,9 @@
-"""gwnlib.paper: the paper's Tables 1-8 as data, checked against themselves and the paper's text."""
+"""gwnlib.analysis.paper: the paper's Tables 1-8 as data, checked against themselves and the paper's
+text."""
 
 import pytest
 
-from gwnlib import paper
+from gwnlib.analysis import paper
 
 SCHEMA = ["codec", "beta", "eta", "r0", "r1", "r2", "rate_transmit", "rate_receive"]
 

@@ -9,8 +9,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from gwnlib import paper, plots  # noqa: E402
-from gwnlib.metrics import empirical_mutual_information  # noqa: E402
+from gwnlib.analysis import (
+    paper,  # noqa: E402
+    plots,
+)
+from gwnlib.analysis.metrics import empirical_mutual_information  # noqa: E402
 from gwnlib.theory.gray_wyner import GrayWynerBounds  # noqa: E402
 
 BOUNDS = GrayWynerBounds(joint=2.47, marginal1=2.0, marginal2=2.0, wyner=1.87, gacs_korner=1.0)
@@ -48,7 +51,7 @@ def test_beta_choices_draws_one_marker_per_beta():
 
 def test_beta_explorer_redraws_on_the_slider(monkeypatch):
     pytest.importorskip("ipywidgets", reason="the book's packages are not installed (GPU image)")
-    from gwnlib.widgets import beta_explorer
+    from gwnlib.analysis.widgets import beta_explorer
 
     monkeypatch.setattr(plt, "show", lambda: None)
     box = beta_explorer(BOUNDS, CURVE)

@@ -5,9 +5,9 @@ import itertools
 import pytest
 import torch
 
-from gwnlib.codecs import build
-from gwnlib.heads import classifier_head
-from gwnlib.probes import channel_widths, reconstruct, train_channel_decoders
+from gwnlib.analysis.probes import channel_widths, reconstruct, train_channel_decoders
+from gwnlib.model.codecs import build
+from gwnlib.model.heads import classifier_head
 
 
 def make(name="shared"):
@@ -51,9 +51,13 @@ def test_bad_channels_and_steps_are_refused():
 def test_fig_10_of_a_finished_run_round_trips_through_its_file(tmp_path, monkeypatch):
     import numpy as np
 
-    from gwnlib import train
+    from gwnlib.analysis.probes import (
+        channel_reconstructions,
+        load_reconstructions,
+        save_reconstructions,
+    )
     from gwnlib.experiments import resolve
-    from gwnlib.probes import channel_reconstructions, load_reconstructions, save_reconstructions
+    from gwnlib.training import train
 
     monkeypatch.setenv("GWN_RUNS_DIR", str(tmp_path / "runs"))
     config = resolve("colored_mnist", "smoke", codec="shared", eta=10.0)

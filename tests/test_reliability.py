@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gwnlib.codecs import build
+from gwnlib.model.codecs import build
 
 
 # -- 1. latents outside the entropy coder's range ---------------------------------------------
@@ -37,17 +37,17 @@ def test_the_largest_latent_in_range_codes_and_decodes_exactly():
     script = textwrap.dedent(
         """
         import torch
-        from gwnlib import coding
-        from gwnlib.codecs import build
+        from gwnlib.model import entropy, streams, tables
+        from gwnlib.model.codecs import build
 
         torch.manual_seed(0)
         codec = build("joint", in_channels=2, latent_channels=16, transform="shuffle").eval()
         model = codec.entropy_models["y0"]
-        tables = coding.cdf_tables()
+        grid = tables.cdf_tables()
         y = torch.zeros(1, 16, 2, 2)
-        y[0, 0, 0, 0], y[0, 1, 1, 1], y[0, 2, 0, 1] = coding.MAX_LATENT, -coding.MAX_LATENT, 7
-        payload = coding.encode_latent(model, y, None, tables)
-        assert torch.equal(coding.decode_latent(model, payload, None, (16, 2, 2), tables), y)
+        y[0, 0, 0, 0], y[0, 1, 1, 1], y[0, 2, 0, 1] = streams.MAX_LATENT, -streams.MAX_LATENT, 7
+        payload = entropy.encode_latent(model, y, None, grid)
+        assert torch.equal(entropy.decode_latent(model, payload, None, (16, 2, 2), grid), y)
         print("exact", len(payload))
         """
     )
@@ -107,7 +107,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "book" / "results" / "synthetic-
     ids=["truncated-row", "duplicated-row", "intact", "conflict-markers", "renamed-column"],
 )
 def test_a_damaged_results_file_is_an_error_naming_file_and_line(tmp_path, damage, message):
-    from gwnlib.sweep import named
+    from gwnlib.training.sweep import named
 
     lines = RESULTS.read_text().splitlines()[:4]
     path = tmp_path / "synthetic-short.csv"
@@ -127,7 +127,7 @@ def test_a_damaged_results_file_is_an_error_naming_file_and_line(tmp_path, damag
 def test_text_in_a_number_column_is_named_with_its_line(tmp_path):
     import pandas as pd
 
-    from gwnlib.sweep import named
+    from gwnlib.training.sweep import named
 
     table = pd.read_csv(RESULTS).head(3)
     table["rate_transmit"] = table["rate_transmit"].astype(object)
@@ -148,7 +148,7 @@ TINY = {"max_epochs": 1, "train_steps": 2}
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """Two finished tiny points (Joint and Independent, eta = 1): a sweep, its root folder."""
-    from gwnlib.sweep import Sweep
+    from gwnlib.training.sweep import Sweep
 
     root = tmp_path_factory.mktemp("runs")
     sweep = Sweep(
@@ -169,7 +169,7 @@ def copy_of(finished, tmp_path):
 
 
 def folder_of(sweep, codec):
-    from gwnlib.train import run_dir
+    from gwnlib.training.runs import run_dir
 
     return run_dir(next(c for c in sweep.configs() if c.codec == codec), sweep.root)
 
@@ -191,7 +191,7 @@ def test_a_damaged_metrics_file_is_set_aside_and_its_point_retrained(copy_of):
 
 
 def test_a_damaged_checkpoint_is_set_aside_and_training_restarts(copy_of):
-    from gwnlib.train import fit
+    from gwnlib.training.train import fit
 
     joint = folder_of(copy_of, "joint")
     (joint / "metrics.json").unlink()  # an interrupted run: resumes from last.pt
@@ -205,7 +205,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_training_restarts(copy_of):
 @pytest.mark.parametrize("name", ["config.json", "best.pt"])
 def test_loading_a_damaged_run_names_the_file_and_what_to_do(copy_of, name):
     from gwnlib.files import DamagedFile
-    from gwnlib.train import load_codec
+    from gwnlib.training.runs import load_codec
 
     joint = folder_of(copy_of, "joint")
     (joint / name).write_bytes(b"\x00garbage")
@@ -215,7 +215,7 @@ def test_loading_a_damaged_run_names_the_file_and_what_to_do(copy_of, name):
 
 def test_a_damaged_config_stops_only_its_own_point(copy_of):
     from gwnlib.files import DamagedFile
-    from gwnlib.train import fit
+    from gwnlib.training.train import fit
 
     joint = folder_of(copy_of, "joint")
     (joint / "metrics.json").unlink()
@@ -268,14 +268,14 @@ def test_a_full_disk_is_named_as_such_and_leaves_the_old_file(tmp_path, monkeypa
 # -- 5. a pool sweep whose parent is killed ----------------------------------------------------
 def test_a_point_another_process_trains_is_reported_not_skipped_silently(tmp_path, capsys):
     from gwnlib.__main__ import main
-    from gwnlib.sweep import named
-    from gwnlib.train import _exclusive, is_in_progress, run_dir
+    from gwnlib.training.runs import exclusive, is_in_progress, run_dir
+    from gwnlib.training.sweep import named
 
     config = named("synthetic", "smoke").select(codec="joint", eta=1.0).configs()[0]
     folder = run_dir(config, tmp_path)
     folder.mkdir(parents=True)
     args = ["sweep", "synthetic", "--root", str(tmp_path), "--where", "codec=joint"]
-    with _exclusive(folder):  # a live holder of the lock: "another process"
+    with exclusive(folder):  # a live holder of the lock: "another process"
         assert is_in_progress(folder)
         assert main([*args, "--where", "eta=1.0"]) == 2
     assert not is_in_progress(folder)
@@ -290,14 +290,14 @@ def test_pool_workers_die_with_their_killed_parent(tmp_path):
     import signal
     import time
 
-    from gwnlib.sweep import Sweep
-    from gwnlib.train import is_in_progress, run_dir
+    from gwnlib.training.runs import is_in_progress, run_dir
+    from gwnlib.training.sweep import Sweep
 
     grid = {"codec": ["joint", "independent"], "eta": [1.0]}
     settings = {"max_epochs": 1, "train_steps": 10**6}  # hours, were the workers to go on
     script = textwrap.dedent(
         f"""
-        from gwnlib.sweep import Sweep
+        from gwnlib.training.sweep import Sweep
         Sweep("synthetic", {grid!r}, root={str(tmp_path)!r}, settings={settings!r}).run(
             "pool", workers=2, device="cpu", progress=False
         )
@@ -339,16 +339,16 @@ def test_a_corrupted_header_shape_is_refused_without_given_shapes():
 
 
 def test_update_sees_writes_through_data():
-    from gwnlib import coding
+    from gwnlib.model import streams
 
     torch.manual_seed(0)
     codec = build("joint", in_channels=2, latent_channels=16, transform="shuffle").eval()
     x = torch.rand(1, 2, 32, 32)
-    assert coding.update(codec) is True and coding.update(codec) is False
+    assert streams.update(codec) is True and streams.update(codec) is False
     with torch.no_grad():
         for p in codec.entropy_models["y0"].parameters():
             p.data.mul_(1.5)  # bypasses the version counter that the cheap fingerprint reads
-    assert coding.update(codec) is True  # as the module's docs promise
+    assert streams.update(codec) is True  # as the module's docs promise
     compressed = codec.compress(x)
     with torch.no_grad():
         expected = codec(x)["z1_hat"]
@@ -361,7 +361,8 @@ def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path):
     """A warm start from a run that has not finished fails at once, and leaves no run folder
     (it used to leave config.json and .lock behind)."""
     from gwnlib.experiments import resolve
-    from gwnlib.train import fit, run_dir
+    from gwnlib.training.runs import run_dir
+    from gwnlib.training.train import fit
 
     config = resolve("synthetic", "smoke", codec="joint", eta=1.0, init_eta=0.5, **TINY)
     with pytest.raises(RuntimeError, match="init_eta.*has not finished"):

@@ -1,9 +1,9 @@
-"""Readers of results tables that the chapters share (gwnlib.results)."""
+"""Readers of results tables that the chapters share (gwnlib.analysis.results)."""
 
 import numpy as np
 import pandas as pd
 
-from gwnlib import results
+from gwnlib.analysis import results
 
 
 def table():

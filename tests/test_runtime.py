@@ -112,14 +112,14 @@ def test_data_dir_follows_the_environment(monkeypatch, tmp_path):
 
 def test_data_dir_defaults_to_the_checkout(monkeypatch):
     monkeypatch.delenv(gwnlib.DATA_DIR_ENV, raising=False)
-    root = runtime._PROJECT_ROOT
+    root = runtime.PROJECT_ROOT
     assert gwnlib.data_dir() == root / "data"
     assert (root / "data" / "README.md").is_file()
 
 
 def test_blank_data_dir_variable_means_default(monkeypatch):
     monkeypatch.setenv(gwnlib.DATA_DIR_ENV, "  ")
-    assert gwnlib.data_dir() == runtime._PROJECT_ROOT / "data"
+    assert gwnlib.data_dir() == runtime.PROJECT_ROOT / "data"
 
 
 def test_hardware_names_the_cpu():

@@ -1,11 +1,11 @@
 """The numbers in the book's exercise solutions, recomputed.
 
-Every solution (a MyST ``:::{solution} LABEL`` block in a markdown cell of ``book/*.ipynb``)
-that prints a number is checked here: each test computes the number(s) independently, with
-``gwnlib``, a closed form, or the paper's tables as ``gwnlib.paper`` holds them, formats them
-the way the text prints them and asserts that the text contains them. A changed library or a
-changed solution text therefore fails a test. ``test_every_numeric_solution_is_covered`` makes
-sure that a new solution with numbers gets a test here too.
+Every solution (a MyST ``:::{solution} LABEL`` block in a markdown cell of ``book/*.ipynb``) that
+prints a number is checked here: each test computes the number(s) independently, with ``gwnlib``, a
+closed form, or the paper's tables as ``gwnlib.analysis.paper`` holds them, formats them the way the
+text prints them and asserts that the text contains them. A changed library or a changed solution
+text therefore fails a test. ``test_every_numeric_solution_is_covered`` makes sure that a new
+solution with numbers gets a test here too.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from gwnlib import paper
+from gwnlib.analysis import paper
 from gwnlib.data.colored_mnist import pmf_table
 from gwnlib.data.synthetic import (
     AUTHORS_CODE_THEORY,
@@ -142,7 +142,7 @@ def test_every_numeric_solution_is_covered():
 
 
 def test_anatomy_merge_rate():
-    from gwnlib.nn import merge_common, round_half_toward_zero
+    from gwnlib.model.ops import merge_common, round_half_toward_zero
 
     text = solution("ex-anatomy-merge-rate")
     # A uniform candidate on [-2, 2], as N equally spaced midpoints (none on a cell boundary):
@@ -177,7 +177,7 @@ def test_anatomy_merge_rate():
 def test_anatomy_receptive_field():
     from compressai.layers import MaskedConv2d
 
-    from gwnlib.entropy import LatentEntropyModel
+    from gwnlib.model.entropy import LatentEntropyModel
 
     text = solution("ex-anatomy-receptive")
     channels = 3
@@ -655,7 +655,7 @@ def test_ch1_synthetic_c():
 
 def test_synthetic_beta():
     from gwnlib.experiments import TRAINING_PRESETS, resolve
-    from gwnlib.train import warm_start_source
+    from gwnlib.training.runs import warm_start_source
 
     text = solution("ex-synthetic-beta")
     table = paper.results("synthetic").set_index(["codec", "beta", "eta"])
@@ -703,9 +703,9 @@ def test_synthetic_copies():
 
 
 def test_train_accumulate():
-    from gwnlib.codecs import build
-    from gwnlib.heads import regression_head
-    from gwnlib.losses import rmse
+    from gwnlib.model.codecs import build
+    from gwnlib.model.heads import regression_head
+    from gwnlib.model.loss import rmse
 
     text = solution("ex-train-accumulate")
     batch = paper.SETTINGS["synthetic"]["batch_size"]
@@ -744,8 +744,8 @@ BD_CODECS = ("shared", "separated", "combined")  # in the solution's order
 def _paper_bd_rates() -> dict:
     """{(beta, codec): bd_rates(...)} of the paper's Tables 2-5, R_t against D1 + D2, anchor
     Joint, as the training chapter computes them."""
-    from gwnlib.metrics import bd_rates
-    from gwnlib.results import curve
+    from gwnlib.analysis.metrics import bd_rates
+    from gwnlib.analysis.results import curve
 
     everything = paper.results("synthetic")
     joint = curve(everything, "joint")

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
-from gwnlib import paper, train
-from gwnlib import sweep as sweep_module
 from gwnlib.__main__ import main
-from gwnlib.sweep import SWEEPS, Sweep, expand, named, sweep_time
+from gwnlib.analysis import paper
+from gwnlib.training import runs, train
+from gwnlib.training import sweep as sweep_module
+from gwnlib.training.sweep import SWEEPS, Sweep, expand, named, sweep_time
 
 # Tiny points: one epoch of the synthetic smoke preset each.
 SETTINGS = {"max_epochs": 1, "train_steps": 2}
@@ -169,7 +170,7 @@ def test_finished_points_are_skipped(sequential, monkeypatch):
 def test_a_killed_sweep_resumes_without_losing_or_repeating_points(tmp_path):
     s = tiny(tmp_path, {"codec": ["joint"], "eta": [0.01, 0.1, 0.5, 1.0]})
     script = textwrap.dedent(f"""
-        from gwnlib.sweep import Sweep
+        from gwnlib.training.sweep import Sweep
         Sweep("synthetic", {{"codec": ["joint"], "eta": [0.01, 0.1, 0.5, 1.0]}},
               root={str(tmp_path)!r}, settings={SETTINGS!r}).run(device="cpu", progress=False)
     """)
@@ -181,7 +182,7 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_points(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished = {c.key: train.run_dir(c, tmp_path) / "metrics.json" for c in s.configs()}
+    finished = {c.key: runs.run_dir(c, tmp_path) / "metrics.json" for c in s.configs()}
     before = {k: p.stat().st_mtime_ns for k, p in finished.items() if p.is_file()}
     assert 2 <= len(before) < 4
 
@@ -363,7 +364,7 @@ def test_a_plan_finishes_the_most_points_a_budget_allows():
     """``bench.plan``: every point costed to its last epoch; one fused group at the ``fused``
     row's rate, or eager runs one after another; the most finished points win, then the
     quickest; with nothing that fits, the quickest single point, marked as not fitting."""
-    from gwnlib.bench import plan, point_samples
+    from gwnlib.training.bench import plan, point_samples
 
     joint = named("synthetic", "paper").select(codec="joint").configs()
     work = point_samples(joint[0])

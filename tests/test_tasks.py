@@ -1,4 +1,5 @@
-"""Tests of gwnlib.tasks: the frozen task models of the vision experiments (paper Sec. 4.3, D.5).
+"""Tests of gwnlib.vision.tasks: the frozen task models of the vision experiments (paper Sec. 4.3,
+D.5).
 
 Every model is built with ``weights=None`` (no download); the one test that fetches the real
 weights runs only with ``GWN_NETWORK=1``.
@@ -14,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gwnlib import tasks
-from gwnlib.tasks import (
+from gwnlib.vision import tasks
+from gwnlib.vision.tasks import (
     DeepLabV3PlusMobileNetV2,
     ResampledTask,
     Resampler,

@@ -85,7 +85,7 @@ def fill_lower_edge(ax, r0):
 
 
 def test_region_shade_is_an_outer_bound_without_a_tradeoff_and_achievable_with_one():
-    from gwnlib import plots
+    from gwnlib.analysis import plots
 
     bounds = GrayWynerBounds(joint=2.47, marginal1=2.0, marginal2=2.0, wyner=1.87, gacs_korner=1.0)
     # A boundary from K to C that lies above the planes in between (at R0 = 1.5: 1.1 > 1.0).

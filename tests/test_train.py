@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from gwnlib import experiments, train
-from gwnlib.codecs import build
-from gwnlib.experiments import _LATER_FIELDS, TRAINING_PRESETS, Experiment, from_dict, resolve
-from gwnlib.heads import regression_head
+from gwnlib import experiments
+from gwnlib.experiments import TRAINING_PRESETS, Experiment, from_dict, resolve
+from gwnlib.experiments import config as run_config
+from gwnlib.experiments.config import _LATER_FIELDS
+from gwnlib.model.codecs import build
+from gwnlib.model.heads import regression_head
 from gwnlib.runtime import PRESETS
+from gwnlib.training import accel, runs, train
 
 # A run small enough for tests: the smoke preset of the synthetic source.
 TINY = {"dataset": "synthetic", "preset": "smoke", "codec": "shared", "eta": 0.05}
@@ -111,7 +114,7 @@ def finished_run(tmp_path_factory):
 
 def test_a_run_writes_its_directory(finished_run):
     root, metrics = finished_run
-    folder = train.run_dir(resolve(**TINY), root)
+    folder = runs.run_dir(resolve(**TINY), root)
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
         "best.pt",
         "config.json",
@@ -139,7 +142,7 @@ def test_a_run_writes_its_directory(finished_run):
 
 def test_real_bits_track_the_estimated_rates(finished_run):
     root, metrics = finished_run
-    codec = train.load_codec(train.run_dir(resolve(**TINY), root), device="cpu")
+    codec = runs.load_codec(runs.run_dir(resolve(**TINY), root), device="cpu")
     experiment = Experiment(resolve(**TINY))
     x = next(experiment.batches("test"))[0][:2]
     with torch.no_grad():
@@ -177,7 +180,7 @@ def test_early_stopping_waits_patience_epochs_after_the_best(tmp_path, monkeypat
     # Best at epoch 4 (3.9); epochs 5, 6, 7 do not improve: stop after epoch 7, not at 8.
     assert (metrics["best_epoch"], metrics["epochs"]) == (4, 7)
     assert metrics["best_val_loss"] == 3.9
-    saved = torch.load(train.run_dir(config, tmp_path) / "best.pt", weights_only=True)
+    saved = torch.load(runs.run_dir(config, tmp_path) / "best.pt", weights_only=True)
     assert saved["epoch"] == 4
 
 
@@ -201,7 +204,7 @@ def test_eta_warmup_ramps_the_training_rate_weight_and_keeps_old_keys(tmp_path, 
     assert config.key != plain.key
     # A new model revision renames every run: no run of the older models is taken as finished.
     key = plain.key
-    monkeypatch.setattr(experiments, "MODEL_REVISION", experiments.MODEL_REVISION + 1)
+    monkeypatch.setattr(run_config, "MODEL_REVISION", run_config.MODEL_REVISION + 1)
     assert resolve(**TINY).key != key
     monkeypatch.undo()
     # The rate is down-weighted in the gradient only: logged and validation losses use eta.
@@ -225,14 +228,14 @@ def test_a_warm_started_run_begins_from_the_best_weights_of_its_source(tmp_path)
     assert resolve(**TINY, init_eta=0.1).key != resolve(**TINY).key
     settings = {"max_epochs": 1, "train_steps": 2}
     config = resolve(**TINY, init_eta=0.5, **settings)
-    source = train.warm_start_source(config)
+    source = runs.warm_start_source(config)
     assert source == resolve(**{**TINY, "eta": 0.5}, **settings)
     with pytest.raises(RuntimeError, match="starts from the weights of .*eta=0.5.*train it first"):
         train.fit(config, root=tmp_path, device="cpu", progress=False)
     train.fit(source, root=tmp_path, device="cpu", progress=False)
     codec = Experiment(config).codec()
-    train.warm_start(codec, config, tmp_path)
-    best = torch.load(train.run_dir(source, tmp_path) / "best.pt", weights_only=True)["model"]
+    runs.warm_start(codec, config, tmp_path)
+    best = torch.load(runs.run_dir(source, tmp_path) / "best.pt", weights_only=True)["model"]
     for name, value in codec.state_dict().items():
         torch.testing.assert_close(value, best[name], rtol=0, atol=0)
     metrics = train.fit(config, root=tmp_path, device="cpu", progress=False)
@@ -248,7 +251,7 @@ def test_channels_last_training_matches_the_default_layout(tmp_path):
     assert nhwc["channels_last"] is True and nchw["channels_last"] is False
     for key in ("loss", "rate_transmit", "d1", "d2"):
         assert nhwc[key] == pytest.approx(nchw[key], rel=1e-4), key
-    codec = train.load_codec(train.run_dir(resolve(**settings), tmp_path / "a"), device="cpu")
+    codec = runs.load_codec(runs.run_dir(resolve(**settings), tmp_path / "a"), device="cpu")
     assert all(p.is_contiguous() for p in codec.parameters())  # saved weights load as usual
 
 
@@ -273,14 +276,14 @@ def test_a_diverged_run_fails_clearly_and_writes_no_metrics(tmp_path, monkeypatc
     config = resolve(**TINY, max_epochs=2, train_steps=1)
     with pytest.raises(RuntimeError, match="never reached a finite validation loss"):
         train.fit(config, root=tmp_path, device="cpu", progress=False)
-    assert not train.is_finished(train.run_dir(config, tmp_path))
+    assert not runs.is_finished(runs.run_dir(config, tmp_path))
 
 
 def test_a_run_being_trained_elsewhere_is_refused(tmp_path):
     config = resolve(**TINY)
-    folder = train.run_dir(config, tmp_path)
+    folder = runs.run_dir(config, tmp_path)
     folder.mkdir(parents=True)
-    with train._exclusive(folder), pytest.raises(train.RunInProgress):
+    with runs.exclusive(folder), pytest.raises(runs.RunInProgress):
         train.fit(config, root=tmp_path, device="cpu", progress=False)
 
 
@@ -329,10 +332,10 @@ def test_colored_mnist_runs_report_accuracies(tmp_path):
 def test_a_killed_run_resumes_to_the_same_result(tmp_path):
     config = resolve(**TINY, max_epochs=5, patience=10, train_steps=4)
     root = tmp_path / "killed"
-    folder = train.run_dir(config, root)
+    folder = runs.run_dir(config, root)
     script = textwrap.dedent(f"""
         import json, time
-        from gwnlib import train
+        from gwnlib.training import train
         from gwnlib.experiments import from_dict
         real = train._train_epoch
         def slow(*args, **kwargs):
@@ -352,7 +355,7 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not train.is_finished(folder) and (folder / "last.pt").is_file()
+    assert not runs.is_finished(folder) and (folder / "last.pt").is_file()
     killed_at = _epochs_done(folder)
     assert 2 <= killed_at < 5
 
@@ -360,7 +363,7 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path):
     uninterrupted = train.fit(config, root=tmp_path / "whole", device="cpu", progress=False)
     assert resumed["epochs"] == 5
     assert _without_timings(resumed) == _without_timings(uninterrupted)
-    best = [torch.load(train.run_dir(config, r) / "best.pt", weights_only=True)
+    best = [torch.load(runs.run_dir(config, r) / "best.pt", weights_only=True)
             for r in (root, tmp_path / "whole")]  # fmt: skip
     assert best[0]["epoch"] == best[1]["epoch"]
     assert all(torch.equal(best[0]["model"][k], best[1]["model"][k]) for k in best[1]["model"])
@@ -378,7 +381,7 @@ def _epochs_done(folder: Path) -> int:
     not Path("/proc/self/clear_refs").exists(), reason="resetting the peak RSS needs Linux"
 )
 def test_the_cpu_benchmarks_peak_memory_is_its_own_not_the_processes():
-    from gwnlib.bench import _peak_memory_gib, training
+    from gwnlib.training.bench import _peak_memory_gib, training
 
     Path("/proc/self/clear_refs").write_text("5")  # not an earlier test's higher peak
     blob = torch.ones(2**27)  # 0.5 GiB in one mapping, handed back to the system when freed
@@ -391,7 +394,7 @@ def test_the_cpu_benchmarks_peak_memory_is_its_own_not_the_processes():
 
 
 def test_the_training_benchmark_runs_at_a_tiny_size():
-    from gwnlib.bench import training
+    from gwnlib.training.bench import training
 
     result = training("joint", preset="smoke", device="cpu", windows=2, steps=1, warmup=1)
     assert result["samples_per_s"] == pytest.approx(8 * result["steps_per_s"])
@@ -415,7 +418,7 @@ def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypat
     """The CLI form CI can run: every variant but torch.compile (a minute of C++ compilation
     on this CPU) at the smoke size; CUDA graphs are reported as skipped here."""
     from gwnlib.__main__ import main
-    from gwnlib.bench import speedups
+    from gwnlib.training.bench import speedups
 
     out = tmp_path / "bench.json"
     argv = ["bench", "train", "--preset", "smoke", "--device", "cpu", "--windows", "1",
@@ -443,7 +446,7 @@ def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypat
 def test_a_stopped_benchmark_keeps_its_rows_and_goes_on_from_them(tmp_path, monkeypatch):
     """``out`` is rewritten after every case; a re-run takes the cases measured with the same
     settings from it and measures only the others (or all, when a setting changed)."""
-    from gwnlib import bench
+    from gwnlib.training import bench
 
     out = tmp_path / "bench.json"
     options = dict(preset="smoke", device="cpu", windows=1, steps=1, warmup=1, progress=False)
@@ -479,7 +482,7 @@ def test_a_stopped_benchmark_keeps_its_rows_and_goes_on_from_them(tmp_path, monk
         ("joint", "2"),
     ]
     calls.clear()  # rows of an older model revision are measured again
-    monkeypatch.setattr(experiments, "MODEL_REVISION", experiments.MODEL_REVISION + 1)
+    monkeypatch.setattr(run_config, "MODEL_REVISION", run_config.MODEL_REVISION + 1)
     bench.training_suite(["joint", "independent"], ["eager"], out=out, **options)
     assert calls == ["joint", "independent"]
 
@@ -489,8 +492,8 @@ def test_a_partial_benchmark_reports_what_it_measured(tmp_path, capsys):
     fastest variant per codec and the report (``bench report FILE``) use the measured rows only,
     and the sweep's cost appears once every codec has a throughput."""
     from gwnlib.__main__ import main
-    from gwnlib.bench import fastest, report, speedups
-    from gwnlib.sweep import named
+    from gwnlib.training.bench import fastest, report, speedups
+    from gwnlib.training.sweep import named
 
     def row(codec, variant, rate, points=1):
         return {"codec": codec, "variant": variant, "points": points, "amp": "bf16",
@@ -539,7 +542,7 @@ def test_a_partial_benchmark_reports_what_it_measured(tmp_path, capsys):
 def test_the_cpu_variants_bf16_and_one_process_per_thread(monkeypatch):
     """``eager_bf16`` autocasts whatever ``amp`` says; ``processes`` runs ``eager`` in one
     single-thread process per thread of this one, timed together, and sums their rates."""
-    from gwnlib.bench import training
+    from gwnlib.training.bench import training
 
     tiny = dict(preset="smoke", device="cpu", windows=1, steps=1, warmup=1)
     assert training("joint", variant="eager_bf16", amp="fp32", **tiny)["amp"] == "bf16"
@@ -555,7 +558,7 @@ def test_one_benchmark_file_holds_several_sizes(tmp_path, monkeypatch):
     """The laptop preset's rows (and a larger batch) sit beside the paper size's in one file:
     cases differ by their size settings, each size is reported with its own speed-ups, and the
     paper-size rows are found exactly (not the batch-256 rows of the same preset)."""
-    from gwnlib import bench
+    from gwnlib.training import bench
 
     def fake(codec, variant="eager", dataset="synthetic", preset="paper", **options):
         known = ("device", "amp", "points", "windows", "steps", "warmup")
@@ -590,7 +593,7 @@ def test_one_benchmark_file_holds_several_sizes(tmp_path, monkeypatch):
 
 
 def test_step_flops_are_per_sample_and_agree_with_a_hand_count():
-    from gwnlib.bench import step_flops
+    from gwnlib.training.bench import step_flops
 
     one = step_flops("shared", preset="smoke", samples=1)
     three = step_flops("shared", preset="smoke", samples=3)
@@ -619,8 +622,8 @@ def test_step_flops_are_per_sample_and_agree_with_a_hand_count():
 
 
 def test_sweep_cost_is_every_point_to_its_last_epoch():
-    from gwnlib.bench import sweep_cost
-    from gwnlib.sweep import named
+    from gwnlib.training.bench import sweep_cost
+    from gwnlib.training.sweep import named
 
     sweep = named("synthetic", "smoke")
     codecs = {c.codec for c in sweep.configs()}
@@ -641,7 +644,7 @@ def test_a_gpu_run_trains_under_bf16_autocast_with_float32_rates(tmp_path):
     assert metrics["amp"] == "bf16" and metrics["device"].startswith("cuda")
     for key in ("r0", "r1", "r2", "d1", "d2", "real_rate_transmit"):
         assert math.isfinite(metrics[key]), key
-    codec = train.load_codec(train.run_dir(resolve(**TINY), tmp_path), device="cuda")
+    codec = runs.load_codec(runs.run_dir(resolve(**TINY), tmp_path), device="cuda")
     x = next(Experiment(resolve(**TINY), "cuda").batches("test"))[0]
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
         out = codec(x)
@@ -655,14 +658,14 @@ def test_a_compiled_codec_masks_its_convolutions_as_compressai_does():
     them), the same state_dict, and the layer's own forward outside the graph."""
     import copy
 
-    from gwnlib.entropy import LatentEntropyModel, bits
+    from gwnlib.model.entropy import LatentEntropyModel, bits
 
     torch.manual_seed(0)
     model = LatentEntropyModel(4)
     with torch.no_grad():
         model.context.weight.normal_()  # nonzero where masked, as after an Adam step
     reference = copy.deepcopy(model)
-    compiled = train.CompiledCodec(model, backend="eager")  # dynamo's trace, no C++ build
+    compiled = accel.CompiledCodec(model, backend="eager")  # dynamo's trace, no C++ build
     y = torch.randn(2, 4, 6, 6).mul(3).round()
     weight = model.context.weight
     storage = weight.data_ptr()
@@ -702,7 +705,7 @@ def test_a_learning_curve_is_the_first_epoch_of_the_run_evaluated_as_it_goes(tmp
     # The last evaluation is the validation of fit's first epoch: the same steps, the same
     # batches, the same seeded weights.
     train.fit(config, root=tmp_path, device="cpu", progress=False)
-    history = (train.run_dir(config, tmp_path) / "history.csv").read_text().splitlines()
+    history = (runs.run_dir(config, tmp_path) / "history.csv").read_text().splitlines()
     header, first = history[0].split(","), history[1].split(",")
     assert float(first[header.index("val_loss")]) == pytest.approx(curve[-1]["loss"], rel=1e-6)
     assert curve[0]["loss"] != curve[-1]["loss"]

@@ -1,22 +1,17 @@
-"""The vision experiments (gwnlib.vision): codecs feeding frozen task models, masked rates,
+"""The vision experiments (gwnlib.experiments.images, gwnlib.vision.codec): codecs feeding frozen
+task models, masked rates,
 splits, and smoke runs of both task pairs (Cityscapes on a synthetic stand-in tree, COCO on the
 offline subset)."""
 
 import pytest
 import torch
 
-from gwnlib import train
-from gwnlib.entropy import bits
 from gwnlib.experiments import Experiment, resolve
+from gwnlib.experiments.images import VisionExperiment, _resize_coco, _unscale, split_items
+from gwnlib.model.entropy import bits
 from gwnlib.runtime import data_dir
-from gwnlib.vision import (
-    VisionCodec,
-    VisionExperiment,
-    _resize_coco,
-    _unscale,
-    split_items,
-    valid_sizes,
-)
+from gwnlib.training import train
+from gwnlib.vision.codec import VisionCodec, valid_sizes
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from gwnlib import data_dir
-from gwnlib.vision_metrics import (
+from gwnlib.vision.metrics import (
     CocoEvaluator,
     DisparityRMSE,
     SegmentationIoU,

@@ -1,6 +1,7 @@
-"""The book's datasets: the paper's synthetic Gray-Wyner source and coloured MNIST (chapter 2);
-Cityscapes and COCO 2017 for the vision tasks (:mod:`gwnlib.data.cityscapes`,
-:mod:`gwnlib.data.coco`, imported on demand: they need torchvision's dataset classes).
+"""The book's datasets: the paper's synthetic Gray-Wyner source and coloured MNIST (chapter "Two
+controlled sources: the synthetic Gray-Wyner source and coloured MNIST"); Cityscapes and COCO 2017
+for the vision tasks (:mod:`gwnlib.data.cityscapes`, :mod:`gwnlib.data.coco`, imported on demand:
+they need torchvision's dataset classes).
 
 Loaders read from :func:`gwnlib.data_dir`; computed artefacts go to :func:`gwnlib.cache_dir`.
 """

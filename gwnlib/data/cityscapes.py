@@ -34,7 +34,7 @@ import torchvision
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from gwnlib.runtime import DATA_DIR_ENV, _check_seed, check_int, data_dir
+from gwnlib.runtime import DATA_DIR_ENV, check_seed, check_int, data_dir
 
 __all__ = [
     "CLASS_NAMES",
@@ -219,7 +219,7 @@ def colour_jitter(image: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return image
 
 
-def _check_epoch(epoch: int) -> int:
+def check_epoch(epoch: int) -> int:
     return check_int("epoch", epoch, low=0)
 
 
@@ -262,7 +262,7 @@ class CityscapesTasks(torch.utils.data.Dataset):
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-        _check_seed(seed)
+        check_seed(seed)
         self.root = Path(root).expanduser().resolve() if root is not None else default_root()
         self.split = split
         self.augment = bool(augment)
@@ -315,7 +315,7 @@ class CityscapesTasks(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Use the augmentations of ``epoch`` (an int >= 0) from now on."""
-        self.epoch = _check_epoch(epoch)
+        self.epoch = check_epoch(epoch)
 
     def __repr__(self) -> str:
         return (
@@ -397,7 +397,7 @@ def write_synthetic_cityscapes(
     height, width = size
     if height < 16 or width < 16:
         raise ValueError(f"size must be (H, W) with both at least 16; got {size!r}")
-    _check_seed(seed)
+    check_seed(seed)
     for split in splits:
         for city_index, city in enumerate(_cities_of(split, cities)):
             for number in range(images_per_city):

@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gwnlib.data.cityscapes import _check_epoch, augmentation_generator
+from gwnlib.data.cityscapes import check_epoch, augmentation_generator
 from gwnlib.download import download_url
-from gwnlib.runtime import DATA_DIR_ENV, _check_seed, check_int, data_dir, show_progress
+from gwnlib.runtime import DATA_DIR_ENV, check_seed, check_int, data_dir, show_progress
 
 __all__ = [
     "ANNOTATION_FILES",
@@ -229,7 +229,7 @@ class CocoTasks(torch.utils.data.Dataset):
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-        _check_seed(seed)
+        check_seed(seed)
         self.root = Path(root).expanduser().resolve() if root is not None else default_root()
         self.split = split
         self.augment = bool(augment)
@@ -270,7 +270,7 @@ class CocoTasks(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Use the augmentations of ``epoch`` (an int >= 0) from now on."""
-        self.epoch = _check_epoch(epoch)
+        self.epoch = check_epoch(epoch)
 
     def __repr__(self) -> str:
         return (

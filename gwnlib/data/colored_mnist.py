@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageColor
 
-from gwnlib.runtime import DATA_DIR_ENV, _check_seed, data_dir
+from gwnlib.runtime import DATA_DIR_ENV, check_seed, data_dir
 from gwnlib.theory.common_information import gacs_korner
 from gwnlib.theory.entropy import entropy, mutual_information
 
@@ -315,8 +315,8 @@ def sample_colours(digits, pmf: str, seed: int, epoch: int, stream: int = 0) -> 
     digits = np.asarray(digits, dtype=np.int64)
     if digits.size and not (digits.min() >= 0 and digits.max() <= 9):
         raise ValueError("digits must be integers 0..9")
-    _check_seed(seed)
-    epoch = _check_epoch(epoch)
+    check_seed(seed)
+    epoch = check_epoch(epoch)
     cdf = np.cumsum(colour_given_digit(pmf), axis=1)
     cdf[cdf > 1 - 1e-9] = 1.0  # rounding must not leave mass after the last colour of a row
     uniforms = np.random.default_rng([int(seed), epoch, int(stream)]).random(len(digits))
@@ -361,7 +361,7 @@ class ColoredMNIST(torch.utils.data.Dataset):
     ) -> None:
         self.split = _check_choice("split", split, SPLITS)
         self.pmf = _check_choice("pmf", pmf, PMFS)
-        _check_seed(seed)
+        check_seed(seed)
         self.seed = int(seed)
         self.val_size = _check_val_size(val_size)
         if self.split == "val" and self.val_size == 0:
@@ -392,7 +392,7 @@ class ColoredMNIST(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the training colours of ``epoch`` (an int >= 0); val and test keep epoch 0's."""
-        self.epoch = _check_epoch(epoch)
+        self.epoch = check_epoch(epoch)
         if self.split == "train":
             self._colours = self._draw(self.epoch)
 
@@ -403,7 +403,7 @@ class ColoredMNIST(torch.utils.data.Dataset):
         """
         if epoch is None or self.split != "train":
             return self._colours.clone()
-        return self._draw(_check_epoch(epoch))
+        return self._draw(check_epoch(epoch))
 
     def tensors(
         self, epoch: int | None = None, count: int | None = None
@@ -461,7 +461,7 @@ def _check_val_size(val_size) -> int:
     return int(val_size)
 
 
-def _check_epoch(epoch) -> int:
+def check_epoch(epoch) -> int:
     if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
         raise ValueError(f"epoch must be an integer >= 0; got {epoch!r}")
     return int(epoch)

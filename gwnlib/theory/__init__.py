@@ -1,4 +1,5 @@
-"""Information theory of the Gray-Wyner network, computed (chapter 1). NumPy, float64, bits.
+"""Information theory of the Gray-Wyner network, computed (chapter "Gray-Wyner networks and lossy
+common information"). NumPy, float64, bits.
 
 - :mod:`~gwnlib.theory.entropy`: entropies, (conditional) mutual and interaction information.
 - :mod:`~gwnlib.theory.rate_distortion`: Blahut-Arimoto; marginal, conditional and joint R(D),

@@ -1,6 +1,7 @@
 """Common information of a pair of discrete sources, and the lossless Gray-Wyner trade-off.
 
-Three ways to measure what ``X`` and ``Y`` have in common (chapter 1; paper Sec. 2.1 and 3):
+Three ways to measure what ``X`` and ``Y`` have in common (chapter "Gray-Wyner networks and lossy
+common information"; paper Sec. 2.1 and 3):
 
 * Gacs-Korner's common information K (Gacs & Korner 1973; the lossless case of the paper's
   Eq. 4): the entropy of the largest variable that both ``X`` and ``Y`` determine, read off the

@@ -1,4 +1,5 @@
-"""Entropies and mutual informations of discrete probability tables (chapter 1).
+"""Entropies and mutual informations of discrete probability tables (chapter "Gray-Wyner networks
+and lossy common information").
 
 Every function takes a probability table as a NumPy array (float64) whose axes are the random
 variables, e.g. ``p_xy[x, y]``, and returns bits unless ``base`` says otherwise. Tables must be

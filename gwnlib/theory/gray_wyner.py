@@ -1,4 +1,5 @@
-"""The Gray-Wyner region's lower bounds, and the transmit and receive rates (chapter 1).
+"""The Gray-Wyner region's lower bounds, and the transmit and receive rates (chapter "Gray-Wyner
+networks and lossy common information").
 
 A Gray-Wyner network sends a common stream at rate R0 and private streams at R1 and R2 (paper
 Sec. 2.1, Fig. 1). Whatever the code, three planes bound the achievable rates at distortions

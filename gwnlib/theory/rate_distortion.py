@@ -1,4 +1,5 @@
-"""Rate-distortion functions of discrete sources: Blahut-Arimoto and closed forms (chapter 1).
+"""Rate-distortion functions of discrete sources: Blahut-Arimoto and closed forms (chapter
+"Gray-Wyner networks and lossy common information").
 
 The rate-distortion function R(D) = min I(X; X_hat) over test channels q(x_hat | x) with
 E d(X, X_hat) <= D (Cover & Thomas Eq. 10.11; the paper's Eq. 19-20) is computed by the
@@ -297,9 +298,9 @@ def dsbs_critical_distortion(crossover: float) -> float:
 def dsbs_joint_rate_distortion(crossover: float, D):
     """R_{X1,X2}(D, D) of a DSBS(a) (paper Eq. 19), Hamming distortion D on each component.
 
-    The closed form that chapter 1 (Section 2) checks :func:`joint_rate_distortion_at` against.
-    Two pieces that meet at D = a1 (:func:`dsbs_critical_distortion`) with the same value, Wyner's
-    C = 1 + h(a) - 2 h(a1), and the same slope, -2 log2((1 - a1) / a1):
+    The closed form that the theory chapter (Section 2) checks :func:`joint_rate_distortion_at`
+    against. Two pieces that meet at D = a1 (:func:`dsbs_critical_distortion`) with the same value,
+    Wyner's C = 1 + h(a) - 2 h(a1), and the same slope, -2 log2((1 - a1) / a1):
 
     - D <= a1: R = 1 + h(a) - 2 h(D) = H(X1, X2) - h(D) - h(D), the Shannon lower bound (Gray
       1973), met by the backward channel X_i = Z_i xor N_i with N1, N2 independent Bernoulli(D)

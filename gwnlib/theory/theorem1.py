@@ -1,4 +1,5 @@
-"""Theorem 1 of the paper (Eqs. 6-7), checked: a counterexample, a repair and a search (chapter 1).
+"""Theorem 1 of the paper (Eqs. 6-7), checked: a counterexample, a repair and a search (chapter
+"Gray-Wyner networks and lossy common information").
 
 Theorem 1 (Sec. 3.1; proof in appendix A.3, Eqs. 43-74, through Lemma 1, Eq. 27) states, with
 X = (X1, X2), T the *transmit set* of pairs (Z1, Z2) that achieve R_{X1,X2}(D1, D2) and R the

@@ -13,25 +13,29 @@ Where the authors' code differs (the paper does not say): their ``GaussianCondit
 rounds ``y - mean`` (straight-through) and takes that integer's bin under N(0, scale), which for an
 integer y is the bin of y under N(round(mean), scale): an integer mean. We keep CompressAI's
 fractional mean, the usual choice: integer means are a special case of it, so for the same latents
-the best rates it can reach are at most the authors', and :mod:`gwnlib.coding` codes it.
+the best rates it can reach are at most the authors', and :mod:`gwnlib.model.streams` codes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable
 
 import torch
+import torch.nn.functional as F
+from compressai.ans import RansDecoder, RansEncoder
 from compressai.entropy_models import GaussianConditional
 from compressai.layers import MaskedConv2d
 from torch import nn
 
-from gwnlib.nn import ResidualBlock, SameConv2d, SameConvolution
+from gwnlib.model.layers import ResidualBlock, SameConv2d, SameConvolution
+from gwnlib.model.tables import CdfTables
 
 
 class MaskedSameConv2d(SameConvolution, MaskedConv2d):
     """CompressAI's ``MaskedConv2d`` (its forward, masking and state dict) convolving with
-    :func:`gwnlib.nn.same_conv2d`: on a latent smaller than the kernel's reach it skips the taps
-    that only meet the padding."""
+    :func:`~gwnlib.model.layers.same_conv2d`: on a latent smaller than the kernel's reach it
+    skips the taps that only meet the padding."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
@@ -121,3 +125,103 @@ def mask_weights(pairs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
     with torch.no_grad():
         for weight, mask in pairs:
             weight.mul_(mask)
+
+
+# -- the serial scan shared by encoder and decoder ------------------------------------------
+@contextlib.contextmanager
+def one_thread():
+    """Run the entropy coder's small tensor operations on one CPU thread.
+
+    Serial decoding is a long run of tiny operations, which multi-threaded kernels slow down
+    (by 100x when the cores are busy), and a fixed thread count keeps the float reductions that
+    pick the tables independent of the machine's core count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _pointwise(net: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The 1x1 parameter network at one position, (1, channels) -> (1, 2C), as linear layers."""
+    for layer in net:
+        if isinstance(layer, nn.Conv2d):
+            if layer.kernel_size != (1, 1):
+                raise ValueError("the parameter network must be made of 1x1 convolutions")
+            inputs = F.linear(inputs, layer.weight.flatten(1), layer.bias)
+        else:
+            inputs = layer(inputs)
+    return inputs
+
+
+def scan(
+    model: nn.Module,
+    condition: torch.Tensor | None,
+    shape: tuple[int, int, int],
+    tables: CdfTables,
+    code: Callable[[int, int, list[int], list[int]], torch.Tensor],
+) -> torch.Tensor:
+    """Visit the latent in raster order; at each position compute (scale, mean) from the 5x5
+    window of already-coded elements (and the condition features there), pick the tables and
+    let ``code(h, w, indexes, centres)`` return the position's integer values. Returns the
+    latent (1, C, H, W). The encoder and the decoder both run this, so their tables agree.
+    """
+    channels, height, width = shape
+    context = model.context
+    size = context.kernel_size[0]
+    pad = size // 2
+    # The masked convolution at one position, as a matrix-vector product over the window (a
+    # conv2d call on a 5x5 window costs milliseconds on the CPU; this, microseconds).
+    weight = (context.weight * context.mask).flatten(1)
+    features = None if condition is None else model.condition(condition)
+    y_hat = torch.zeros(1, channels, height + 2 * pad, width + 2 * pad)
+    for h in range(height):
+        for w in range(width):
+            window = y_hat[:, :, h : h + size, w : w + size].reshape(1, -1)
+            inputs = F.linear(window, weight, context.bias)
+            if features is not None:
+                inputs = torch.cat([features[:, :, h, w], inputs], dim=1)
+            scales, means = _pointwise(model.parameters_net, inputs).chunk(2, dim=1)
+            indexes, centres = tables.indexes(scales.flatten(), means.flatten())
+            y_hat[0, :, h + pad, w + pad] = code(h, w, indexes, centres).float()
+    return y_hat[:, :, pad : pad + height, pad : pad + width]
+
+
+def encode_latent(
+    model: nn.Module, y: torch.Tensor, condition: torch.Tensor | None, tables: CdfTables
+) -> bytes:
+    """rANS payload of one sample's integer latent ``y`` (1, C, H, W) (no header)."""
+    symbols: list[int] = []
+    indexes: list[int] = []
+    values = y[0].long()
+
+    def code(h, w, index, centres):
+        column = values[:, h, w]
+        symbols.extend((column - torch.tensor(centres)).tolist())
+        indexes.extend(index)
+        return column
+
+    scan(model, condition, tuple(y.shape[1:]), tables, code)
+    local, cdfs, lengths, starts = tables.select(indexes)
+    return RansEncoder().encode_with_indexes(symbols, local, cdfs, lengths, starts)
+
+
+def decode_latent(
+    model: nn.Module,
+    payload: bytes,
+    condition: torch.Tensor | None,
+    shape: tuple[int, int, int],
+    tables: CdfTables,
+) -> torch.Tensor:
+    """Inverse of :func:`encode_latent`: the latent (1, C, H, W) as float32 integers."""
+    decoder = RansDecoder()
+    decoder.set_stream(payload)
+
+    def code(h, w, index, centres):
+        local, cdfs, lengths, starts = tables.select(index)
+        symbols = decoder.decode_stream(local, cdfs, lengths, starts)
+        return torch.tensor(symbols) + torch.tensor(centres)
+
+    return scan(model, condition, shape, tables, code)

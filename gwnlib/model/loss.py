@@ -58,15 +58,22 @@ class GrayWynerLoss(nn.Module):
 
 def lagrangian(output: dict, z1, z2, beta, eta, gamma, distortions) -> dict:
     """The terms of Eq. 12 + Eq. 15 for a codec's forward dict (what :class:`GrayWynerLoss`
-    computes). ``beta`` and ``eta`` may be tensors: the fused sweeps of :mod:`gwnlib.fused` pass
-    one value per point under ``torch.func.vmap``."""
-    rates = output["rates"]
-    zero = output["z1_hat"].new_zeros(())
-    r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
-    rate = beta * r0 + r1 + r2
+    computes). ``beta`` and ``eta`` may be tensors: the fused sweeps of
+    :mod:`gwnlib.training.fused` pass one value per point under ``torch.func.vmap``."""
     # Distortions in float32 even when the decoders ran under bfloat16 autocast.
     d1 = distortions[0](output["z1_hat"].float(), z1)
     d2 = distortions[1](output["z2_hat"].float(), z2)
+    return combine(output, d1, d2, beta, eta, gamma)
+
+
+def combine(output: dict, d1, d2, beta, eta, gamma) -> dict:
+    """Eq. 12 + Eq. 15 from a forward dict's rates and alignment term and the two task
+    distortions: ``loss = eta * (beta * r0 + r1 + r2) + d1 + d2 + gamma * aux``, with its terms.
+    Losses with more terms (the vision tasks' reconstruction) add them to this one."""
+    rates = output["rates"]
+    zero = output["rate_transmit"].new_zeros(())
+    r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
+    rate = beta * r0 + r1 + r2
     aux = output["aux"].float()
     loss = eta * rate + d1 + d2 + gamma * aux
     return {"loss": loss, "rate": rate, "d1": d1, "d2": d2, "aux": aux}

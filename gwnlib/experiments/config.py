@@ -10,32 +10,38 @@ speed, not what is trained.
 
 :class:`Experiment` turns a config into the objects the training loop needs: the codec with its
 task heads, the loss with its task distortions, and seeded batches for the train, validation and
-test splits. Chapter 5 (training) explains the presets; chapters 6 and 7 use them.
+test splits (:mod:`gwnlib.experiments.base`). Chapter "Training and sweeps" explains the
+presets; the synthetic study and coloured MNIST use them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from gwnlib.codecs import CODECS, GrayWynerCodec, build
-from gwnlib.heads import classifier_head, regression_head
-from gwnlib.losses import GrayWynerLoss, rmse
-from gwnlib.runtime import check_int, check_preset, data_dir
+from gwnlib.model.codecs import WIRINGS
+from gwnlib.runtime import check_int, check_preset
 
-#: Datasets that :func:`resolve` knows. The vision tasks (Sec. 4.3) live in :mod:`gwnlib.vision`.
+#: Datasets that :func:`resolve` knows (the vision tasks of Sec. 4.3:
+#: :mod:`gwnlib.experiments.images`).
 DATASETS = ("synthetic", "colored_mnist", "cityscapes", "coco")
+
+
+#: The task-quality columns each dataset's runs report (Tables 2-8), in task order.
+QUALITY_COLUMNS = {
+    "synthetic": ("d1", "d2"),
+    "colored_mnist": ("acc1", "acc2"),
+    "cityscapes": ("miou", "rmse"),
+    "coco": ("box_map", "keypoint_map"),
+}
 #: The vision datasets: frozen task models on decoded images (Sec. 4.3, D.5).
 VISION = ("cityscapes", "coco")
+
 
 #: Table 1 and D.5 for both vision datasets: E = 192 (COCO Shared: 288, set by its sweep),
 #: batch 4, a reconstruction loss of weight 1, frozen task models with their public weights.
@@ -50,6 +56,7 @@ _VISION_COMMON = {
     "task_weights": "default",
     "batch_size": 4,
 }
+
 
 #: Settings shared by every preset of a dataset: the paper's Table 1 and appendix D.
 _COMMON = {
@@ -76,6 +83,7 @@ _COMMON = {
     "cityscapes": {**_VISION_COMMON, "accumulate": 3},
     "coco": {**_VISION_COMMON, "accumulate": 1},
 }
+
 
 #: The preset table: one row per (dataset, preset). ``paper`` is the paper's Table 1 with the
 #: authors' per-dataset patience and epochs; ``short`` is the laptop preset of the synthetic
@@ -214,13 +222,24 @@ class RunConfig:
 #: Separated and Combined encoders (revision 1: LeakyReLU, 1x1).
 MODEL_REVISION = 2
 
+
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
 _VISION_FIELDS = ("reconstruction", "task_weights", "image_size")
+
+
 #: Fields added after the first runs were keyed: they enter :attr:`RunConfig.key` only when set.
 _LATER_FIELDS = _VISION_FIELDS + ("eta_warmup", "init_eta")
+
+
 #: Accepted ``task_weights``: the public/pretrained task weights, or random ones (smoke only).
 TASK_WEIGHTS = ("default", "none")
+
+
 _POSITIVE_INT = ("latent_channels", "batch_size", "accumulate", "patience", "max_epochs")
+
+
 _OPTIONAL_POSITIVE_INT = ("side", "train_steps", "val_steps", "test_steps", "train_size",
                           "val_size", "test_size", "image_size", "eta_warmup")  # fmt: skip
 
@@ -228,7 +247,7 @@ _OPTIONAL_POSITIVE_INT = ("side", "train_steps", "val_steps", "test_steps", "tra
 def settings_hash(values: dict) -> str:
     """12 hex digits of the SHA-256 of ``values`` as canonical JSON, with :data:`MODEL_REVISION`
     from revision 2 on: names run directories (:meth:`RunConfig.key`) and fused groups
-    (:func:`gwnlib.fused.fit_fused`)."""
+    (:func:`gwnlib.training.fused.fit_fused`)."""
     if MODEL_REVISION > 1:
         values = {**values, "model_revision": MODEL_REVISION}
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
@@ -273,8 +292,8 @@ def _checked(config: RunConfig) -> RunConfig:
     if config.dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {config.dataset!r}")
     check_preset(config.preset)
-    if config.codec not in CODECS:
-        raise ValueError(f"codec must be one of {', '.join(CODECS)}; got {config.codec!r}")
+    if config.codec not in WIRINGS:
+        raise ValueError(f"codec must be one of {', '.join(WIRINGS)}; got {config.codec!r}")
     for name in ("beta", "eta", "lr", "clip"):
         value = getattr(config, name)
         if not _finite(value) or not value > 0:
@@ -338,136 +357,6 @@ def derive_seed(seed: int, *stream) -> int:
     return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
-class Experiment:
-    """The objects a run needs, built from its :class:`RunConfig` on ``device``.
-
-    ``codec()``: the codec with its heads (seeded); ``loss()``: Eq. 12 with the task
-    distortions; ``batches(split, epoch)``: ``(x, t1, t2)`` batches on ``device``;
-    ``steps(split)``: how many batches ``batches`` yields; ``task_metrics(output, t1, t2)``:
-    extra quality measures (top-1 accuracies for classification).
-    """
-
-    def __new__(cls, config: RunConfig, device: str | torch.device = "cpu"):
-        if cls is Experiment and config.dataset in VISION:
-            from gwnlib.vision import VisionExperiment  # frozen task models, Sec. 4.3
-
-            cls = VisionExperiment
-        return super().__new__(cls)
-
-    def __init__(self, config: RunConfig, device: str | torch.device = "cpu"):
-        self.config = config
-        self.device = torch.device(device)
-
-    # -- model -------------------------------------------------------------------------------
-    def codec(self) -> GrayWynerCodec:
-        c = self.config
-        torch.manual_seed(derive_seed(c.seed, "init"))
-        if c.dataset == "synthetic":
-            heads = (regression_head(2, 1), regression_head(2, 1))
-            return build(c.codec, in_channels=2, latent_channels=c.latent_channels,
-                         transform=c.transform, heads=heads)  # fmt: skip
-        heads = (classifier_head(3 * 32 * 32, 10), classifier_head(3 * 32 * 32, 10))
-        return build(c.codec, in_channels=3, latent_channels=c.latent_channels,
-                     transform=c.transform, features=3, heads=heads)  # fmt: skip
-
-    def loss(self) -> GrayWynerLoss:
-        c = self.config
-        if c.dataset == "synthetic":
-            distortions = (rmse, rmse)  # D.3: RMSE over the batch, as the authors compute it
-        else:
-            distortions = (F.cross_entropy, F.cross_entropy)  # D.4: digit and colour
-        return GrayWynerLoss(beta=c.beta, eta=c.eta, gamma=c.gamma, distortions=distortions)
-
-    def task_metrics(self, output: dict, t1: torch.Tensor, t2: torch.Tensor) -> dict:
-        """Top-1 accuracies ``acc1``, ``acc2`` for classification (the paper's 1/D); else {}."""
-        if self.config.dataset != "colored_mnist":
-            return {}
-        return {
-            "acc1": (output["z1_hat"].argmax(1) == t1).float().mean(),
-            "acc2": (output["z2_hat"].argmax(1) == t2).float().mean(),
-        }
-
-    def quality(self, codec: GrayWynerCodec, split: str = "test") -> dict:
-        """Task quality over a whole split where it is not a mean of batch values (mIoU, mAP);
-        none for the synthetic source and coloured MNIST, whose accuracies are batch means."""
-        return {}
-
-    # -- data --------------------------------------------------------------------------------
-    def steps(self, split: str) -> int:
-        """Batches per pass over ``split`` (train: micro-batches = steps x accumulate)."""
-        c = self.config
-        _check_split(split)
-        if c.dataset == "synthetic":
-            steps = {"train": c.train_steps, "val": c.val_steps, "test": c.test_steps}[split]
-            return steps * (c.accumulate if split == "train" else 1)
-        size = self._split_size(split)
-        n = size if size is not None else len(_mnist_dataset(split, c.pmf, c.seed, c.val_size))
-        return -(-n // c.batch_size)
-
-    def batches(self, split: str, epoch: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
-        """``(x, t1, t2)`` batches of ``split`` at ``epoch``, a pure function of (seed, split,
-        epoch). Validation and test batches are the same at every epoch."""
-        c = self.config
-        _check_split(split)
-        epoch = epoch if split == "train" else 0
-        if c.dataset == "synthetic":
-            source = _synthetic_source(c.side, str(self.device))
-            stream = source.batches(c.batch_size, seed=derive_seed(c.seed, split, epoch))
-            for _ in range(self.steps(split)):
-                yield next(stream)
-            return
-        images, digits, colours = self._mnist(split, epoch)
-        n = len(images)
-        if split == "train":
-            generator = torch.Generator().manual_seed(derive_seed(c.seed, "shuffle", epoch))
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
-        for start in range(0, n, c.batch_size):
-            index = order[start : start + c.batch_size]
-            yield (
-                images[index].to(self.device, non_blocking=True),
-                digits[index].to(self.device, non_blocking=True),
-                colours[index].to(self.device, non_blocking=True),
-            )
-
-    def _split_size(self, split: str) -> int | None:
-        c = self.config
-        return {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
-
-    def _mnist(self, split: str, epoch: int = 0):
-        c = self.config
-        return _mnist_tensors(split, c.pmf, c.seed, c.val_size, self._split_size(split), epoch)
-
-
-def _check_split(split: str) -> None:
+def check_split(split: str) -> None:
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be one of train, val, test; got {split!r}")
-
-
-@functools.lru_cache(maxsize=4)
-def _synthetic_source(side: int, device: str):
-    from gwnlib.data.synthetic import SyntheticGrayWyner
-
-    return SyntheticGrayWyner(side=side, device=device)
-
-
-def _mnist_tensors(split, pmf, seed, val_size, size, epoch):
-    """(images, digits, colours) of a coloured-MNIST split, the first ``size`` items (all when
-    None). The datasets are cached per process; the colours are drawn per epoch."""
-    dataset = _mnist_dataset(split, pmf, seed, val_size)
-    if size is not None and size > len(dataset):
-        raise ValueError(f"{split}_size must be at most {len(dataset)}; got {size}")
-    return dataset.tensors(epoch, count=size)
-
-
-def _mnist_dataset(split, pmf, seed, val_size):
-    # The data root is part of the cache key: a changed GWN_DATA_DIR is read afresh.
-    return _mnist_dataset_at(split, pmf, seed, val_size, data_dir())
-
-
-@functools.lru_cache(maxsize=6)
-def _mnist_dataset_at(split, pmf, seed, val_size, root):
-    from gwnlib.data.colored_mnist import ColoredMNIST
-
-    return ColoredMNIST(split=split, pmf=pmf, seed=seed, val_size=val_size, root=root)

@@ -25,6 +25,8 @@ import math
 
 import pandas as pd
 
+from gwnlib.experiments.config import QUALITY_COLUMNS
+
 DATASETS = ("synthetic", "colored_mnist", "cityscapes", "coco")
 
 RATE_UNITS = {
@@ -32,12 +34,6 @@ RATE_UNITS = {
     "colored_mnist": "bits per image",  # appendix D.4: "bitrates (log base 2)"
     "cityscapes": "bits per pixel",  # appendix D.5
     "coco": "bits per pixel",
-}
-QUALITY_COLUMNS = {
-    "synthetic": ("d1", "d2"),
-    "colored_mnist": ("acc1", "acc2"),
-    "cityscapes": ("miou", "rmse"),
-    "coco": ("box_map", "keypoint_map"),
 }
 QUALITY_UNITS = {
     "d1": "RMSE, task 1 (D1)",

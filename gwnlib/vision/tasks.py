@@ -199,7 +199,7 @@ _OPTIONS = {
 }
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-_CHECKPOINT_FORMAT = "gwnlib.tasks/1"
+_CHECKPOINT_FORMAT = "gwnlib.vision.tasks/1"
 
 
 def _check_task(name, accepted=TASKS, parameter="name") -> str:
@@ -447,7 +447,7 @@ def _fetch(url: str, sha256: str | None = None) -> Path:
     except OSError as error:
         raise RuntimeError(
             f"could not download {url} ({error}). Put the file at {target} by hand, or train a "
-            "replacement with gwnlib.tasks.pretrain() and pass its path as weights"
+            "replacement with gwnlib.vision.tasks.pretrain() and pass its path as weights"
         ) from error
     if sha256 is None:
         _LOG.info("sha256 of %s: %s (not pinned)", path, file_hash(path))
@@ -521,7 +521,7 @@ def pretrained_path(
     raise FileNotFoundError(
         f"no pretrained {task} model in {folder} (looked for "
         f"{', '.join(f'{task}-{name}-seed{seed}.pt' for name in candidates)}). Train one first, "
-        f"e.g. gwnlib.tasks.pretrain({task!r}, <train split of "
+        f"e.g. gwnlib.vision.tasks.pretrain({task!r}, <train split of "
         "gwnlib.data.cityscapes.CityscapesTasks>, preset='short', validation=<its val split>), "
         "or pass weights=<path of a checkpoint>"
     )

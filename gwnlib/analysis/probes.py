@@ -20,20 +20,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gwnlib.files import atomic_write
-from gwnlib.losses import rmse
-from gwnlib.nn import synthesis_transform
+from gwnlib.model.layers import synthesis_transform
+from gwnlib.model.loss import rmse
 from gwnlib.runtime import check_int, show_progress
 
 
 def channel_widths(codec) -> dict[str, int]:
     """Channels of each latent of ``codec`` (``{"y0": E/2, "y1": E/2, "y2": E/2}`` for the
     three-channel codecs; ``{"y0": E}`` for Joint; ``{"y1": E, "y2": E}`` for Independent)."""
-    e = codec.latent_channels
-    if codec.name in ("shared", "separated", "combined"):
-        return {"y0": e // 2, "y1": e // 2, "y2": e // 2}
-    if codec.name == "joint":
-        return {"y0": e}
-    return {"y1": e, "y2": e}
+    return codec.channel_widths()
 
 
 def train_channel_decoders(
@@ -101,7 +96,7 @@ def channel_reconstructions(
     run's training batches; and the decoders' training history."""
     from gwnlib.experiments import Experiment
     from gwnlib.runtime import device as resolve_device
-    from gwnlib.train import load_codec, run_dir
+    from gwnlib.training.runs import load_codec, run_dir
 
     dev = resolve_device(device)
     experiment = Experiment(config, dev)

@@ -82,8 +82,8 @@ def _integral(method, quality, log_rates, lo, hi):
     if method == "cubic":
         primitive = np.polyint(np.polyfit(quality, log_rates, 3))
         return np.polyval(primitive, hi) - np.polyval(primitive, lo)
-    # Imported here, not with the module: the cubic (and gwnlib.plots, which imports this module)
-    # needs no scipy.
+    # Imported here, not with the module: the cubic (and gwnlib.analysis.plots, which imports this
+    # module) needs no scipy.
     from scipy.interpolate import Akima1DInterpolator, PchipInterpolator
 
     order = np.argsort(quality)

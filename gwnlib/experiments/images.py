@@ -2,13 +2,13 @@
 
 The decoders g1, g2 of a codec no longer end in a small learned head: each synthesises an RGB
 image of the input's size, and a pretrained task model, frozen, turns it into its prediction
-(:mod:`gwnlib.tasks`). Only the transforms, entropy models and (Cityscapes) the learned 2x
+(:mod:`gwnlib.vision.tasks`). Only the transforms, entropy models and (Cityscapes) the learned 2x
 samplers train. The distortion of task i is its task model's own training loss:
 
 - Cityscapes: semantic segmentation (cross-entropy over 19 classes) and disparity
-  (:mod:`gwnlib.tasks`' depth loss on disparity / 128). The task models run at half resolution
-  between a learned down-sampler and up-sampler (D.5); their losses are computed against the
-  full-resolution targets. Because the maps are differentiable functions of the decoded image,
+  (:mod:`gwnlib.vision.tasks`' depth loss on disparity / 128). The task models run at half
+  resolution between a learned down-sampler and up-sampler (D.5); their losses are computed against
+  the full-resolution targets. Because the maps are differentiable functions of the decoded image,
   the sampler-wrapped task models are the codec's heads, and ``z1_hat`` / ``z2_hat`` are the
   segmentation logits and the disparity / 128.
 - COCO 2017: Faster R-CNN (boxes) and Keypoint R-CNN (people's keypoints). Their losses need
@@ -42,138 +42,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gwnlib.codecs import GrayWynerCodec, _at_least_float32
-from gwnlib.entropy import bits
-from gwnlib.experiments import Experiment, RunConfig, _check_split, derive_seed
-from gwnlib.losses import rmse
+from gwnlib.experiments.base import Experiment
+from gwnlib.experiments.config import RunConfig, check_split, derive_seed
 from gwnlib.runtime import cache_dir, data_dir
+from gwnlib.vision.codec import (
+    DenseDistortion,
+    DetectionDistortion,
+    VisionCodec,
+    VisionLoss,
+    valid_sizes,
+)
 
 #: The padding multiple of COCO batches (the paper's; the codec itself downsamples by 16).
 PAD_MULTIPLE = 64
-
-
-# --------------------------------------------------------------------------------------------
-# The codec: masked rates and the reconstruction term
-# --------------------------------------------------------------------------------------------
-
-
-class VisionCodec(GrayWynerCodec):
-    """A :class:`~gwnlib.codecs.GrayWynerCodec` whose decoders synthesise images for frozen task
-    models. ``forward(x, mask=None)`` keeps the codec contract and adds:
-
-    - rates in bits per *valid* pixel: with a padding ``mask`` (B, 1, H, W), the batch's bits
-      divided by ``mask.sum()`` (D.5), else by B x H x W as for every codec;
-    - ``x1_hat``, ``x2_hat``: the synthesised images (before the heads, i.e. the task inputs);
-    - ``reconstruction``: the sum over both decoders of the RMSE between input and synthesised
-      image, in 8-bit units, over valid pixels (Table 1's reconstruction loss);
-    - ``mask``: the padding mask (None for unpadded batches).
-    """
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
-        y, aux = self.encode(x)
-        if mask is not None and (mask.shape[0] != x.shape[0] or mask.shape[-2:] != x.shape[-2:]):
-            raise ValueError(
-                f"mask must be (B, 1, H, W) like x {tuple(x.shape)}; got {tuple(mask.shape)}"
-            )
-        pixels = mask.sum() if mask is not None else x.shape[0] * x.shape[-2] * x.shape[-1]
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            likelihoods = self.likelihoods({key: _at_least_float32(v) for key, v in y.items()})
-            rates = {f"r{key[1]}": bits(lik).sum() / pixels for key, lik in likelihoods.items()}
-        zero = _at_least_float32(x.new_zeros(()))
-        r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
-        images = [self.decoders[t - 1](self.decoder_input(y, t)) for t in (1, 2)]
-        reconstruction = sum(_masked_rmse(255 * image.float(), 255 * x.float(), mask)
-                             for image in images)  # fmt: skip
-        return {
-            **y,
-            "likelihoods": likelihoods,
-            "rates": rates,
-            "rate_transmit": r0 + r1 + r2,
-            "rate_receive": 2 * r0 + r1 + r2,
-            "x1_hat": images[0],
-            "x2_hat": images[1],
-            "z1_hat": self.heads[0](images[0]),
-            "z2_hat": self.heads[1](images[1]),
-            "aux": aux,
-            "reconstruction": reconstruction,
-            "mask": mask,
-        }
-
-
-def _masked_rmse(prediction: torch.Tensor, target: torch.Tensor, mask) -> torch.Tensor:
-    if mask is None:
-        return rmse(prediction, target)
-    weight = mask.to(prediction.dtype).expand_as(prediction)
-    return torch.sqrt(((prediction - target) ** 2 * weight).sum() / weight.sum())
-
-
-# --------------------------------------------------------------------------------------------
-# The loss
-# --------------------------------------------------------------------------------------------
-
-
-class VisionLoss(nn.Module):
-    """Eq. 12 with frozen task models:
-    ``eta * (beta * r0 + r1 + r2) + d1 + d2 + gamma * aux + reconstruction * rec``.
-
-    ``distortions``: two callables ``d(output, target) -> scalar`` (see
-    :func:`task_distortions`). Returns the terms like :class:`gwnlib.losses.GrayWynerLoss`, plus
-    ``reconstruction``.
-    """
-
-    def __init__(self, beta, eta, gamma, reconstruction, distortions):
-        super().__init__()
-        self.beta, self.eta, self.gamma = float(beta), float(eta), float(gamma)
-        self.reconstruction = float(reconstruction)
-        self.distortions = distortions
-
-    def forward(self, output: dict, t1, t2) -> dict:
-        rates = output["rates"]
-        zero = output["rate_transmit"].new_zeros(())
-        r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
-        rate = self.beta * r0 + r1 + r2
-        d1 = self.distortions[0](output, 1, t1).float()
-        d2 = self.distortions[1](output, 2, t2).float()
-        aux = output["aux"].float()
-        rec = output["reconstruction"].float()
-        loss = self.eta * rate + d1 + d2 + self.gamma * aux + self.reconstruction * rec
-        return {"loss": loss, "rate": rate, "d1": d1, "d2": d2, "aux": aux, "reconstruction": rec}
-
-
-class DenseDistortion:
-    """A dense task's loss (:meth:`gwnlib.tasks.TaskModel.loss_from_outputs`: cross-entropy x 19
-    for segmentation, masked RMSE in disparity pixels for depth, as the authors) of the codec's
-    full-resolution prediction ``z{task}_hat``."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __call__(self, output: dict, task: int, target) -> torch.Tensor:
-        return self.model.loss_from_outputs(output[f"z{task}_hat"].float(), target)
-
-
-class DetectionDistortion:
-    """A frozen torchvision detector's training loss (the sum of its loss dict, as the
-    authors) on the decoded images, each cropped to its valid pixels."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __call__(self, output: dict, task: int, targets: list[dict]) -> torch.Tensor:
-        images = output[f"z{task}_hat"]
-        return self.model.loss(images, targets, sizes=valid_sizes(output["mask"], images))
-
-
-def valid_sizes(mask: torch.Tensor | None, images: torch.Tensor) -> list[tuple[int, int]]:
-    """The (height, width) of each image's valid top-left region in a padded batch."""
-    if mask is None:
-        return [tuple(images.shape[-2:])] * len(images)
-    return [(int(m[0].any(1).sum()), int(m[0].any(0).sum())) for m in mask]
-
-
-# --------------------------------------------------------------------------------------------
-# Task models (built once per process: they are frozen and shared by every run)
-# --------------------------------------------------------------------------------------------
 
 
 def _weights(config: RunConfig):
@@ -199,23 +80,19 @@ def _detector_options(config: RunConfig) -> dict:
 
 @functools.lru_cache(maxsize=4)
 def task_model(name: str, weights: str | None, device: str, options: tuple = ()):
-    """The frozen task model ``name`` (:func:`gwnlib.tasks.build_task_model`) on ``device``."""
-    from gwnlib import tasks
+    """The frozen task model ``name`` (:func:`gwnlib.vision.tasks.build_task_model`) on
+    ``device``."""
+    from gwnlib.vision import tasks
 
     return tasks.build_task_model(name, weights=weights, **dict(options)).to(device)
 
 
 def _task_models(config: RunConfig, device: torch.device) -> tuple:
-    from gwnlib.tasks import PAIRS
+    from gwnlib.vision.tasks import PAIRS
 
     names = PAIRS[config.dataset]
     options = tuple(sorted(_detector_options(config).items())) if config.dataset == "coco" else ()
     return tuple(task_model(n, _weights(config), str(device), options) for n in names)
-
-
-# --------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------
 
 
 def cityscapes_root(preset: str) -> Path:
@@ -265,7 +142,7 @@ def _dataset_at(dataset: str, root: Path, official_split: str, augment: bool, se
 def split_items(config: RunConfig, split: str, epoch: int = 0):
     """(dataset, indices) of ``split``: train and val are disjoint parts of the official
     training split (val: its first ``val_size`` images), test is the official validation split."""
-    _check_split(split)
+    check_split(split)
     train_name, val_name = ("train", "val") if config.dataset == "cityscapes" else (
         "train2017", "val2017")  # fmt: skip
     official = val_name if split == "test" else train_name
@@ -339,12 +216,7 @@ def coco_item(config: RunConfig, data, index: int):
     return image, detection, keypoints, scale
 
 
-# --------------------------------------------------------------------------------------------
-# The experiment
-# --------------------------------------------------------------------------------------------
-
-
-class VisionExperiment(Experiment):
+class VisionExperiment(Experiment, datasets=("cityscapes", "coco")):
     """:class:`~gwnlib.experiments.Experiment` for ``cityscapes`` and ``coco`` (built by
     ``Experiment(config)`` itself). Batches are ``(x, t1, t2)``:
 
@@ -359,7 +231,7 @@ class VisionExperiment(Experiment):
         c = self.config
         torch.manual_seed(derive_seed(c.seed, "init"))
         if c.dataset == "cityscapes":
-            from gwnlib import tasks
+            from gwnlib.vision import tasks
 
             segmentation, depth = _task_models(c, self.device)
             # The depth model's samplers start where its pretraining left them; the public
@@ -447,7 +319,7 @@ class VisionExperiment(Experiment):
 
     def _cityscapes_quality(self, split, run) -> dict:
         from gwnlib.data.cityscapes import DISPARITY_SCALE
-        from gwnlib.vision_metrics import DisparityRMSE, SegmentationIoU
+        from gwnlib.vision.metrics import DisparityRMSE, SegmentationIoU
 
         iou, rmse = SegmentationIoU(), DisparityRMSE()
         for x, segmentation, (disparity, valid) in self.batches(split):
@@ -458,7 +330,7 @@ class VisionExperiment(Experiment):
         return {"miou": iou.compute(), "rmse": rmse.compute()}
 
     def _coco_quality(self, split, codec) -> dict:
-        from gwnlib.vision_metrics import CocoEvaluator
+        from gwnlib.vision.metrics import CocoEvaluator
 
         c = self.config
         data, indices = split_items(c, split)

@@ -1,20 +1,21 @@
 """Interactive explorers for the chapters (ipywidgets). Each one has a static twin in
-:mod:`gwnlib.plots` that the built book shows, since a static page runs no kernel."""
+:mod:`gwnlib.analysis.plots` that the built book shows, since a static page runs no kernel."""
 
 from __future__ import annotations
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from gwnlib import plots
+from gwnlib.analysis import plots
 from gwnlib.theory.gray_wyner import receive_rate, transmit_rate
 
 
 def beta_explorer(bounds, curve, title: str | None = None) -> widgets.VBox:
-    """A slider over beta in [1, 2] that shows which trade-off point Eq. 12 selects (chapter 1).
+    """A slider over beta in [1, 2] that shows which trade-off point Eq. 12 selects (chapter
+    "Gray-Wyner networks and lossy common information").
 
     ``curve`` is a computed Gray-Wyner boundary (points with ``r0``, ``r1``, ``r2``); the static
-    twin is :func:`gwnlib.plots.beta_choices`.
+    twin is :func:`gwnlib.analysis.plots.beta_choices`.
     """
     slider = widgets.FloatSlider(
         value=1.5, min=1.0, max=2.0, step=0.01, description="beta", continuous_update=False

@@ -1,11 +1,11 @@
 """Sweeps: grids of runs keyed by config hash, resumable, on one CPU, a process pool or Slurm.
 
-A :class:`Sweep` is a dataset, a preset and a grid, e.g. codec x beta x eta x seed. Each grid
-point resolves to a :class:`~gwnlib.experiments.RunConfig` whose hash names its run directory
-(:func:`gwnlib.train.run_dir`), so a point is trained at most once: finished points are skipped,
-interrupted ones resume from their last epoch, and duplicates in a grid collapse. A sweep killed
-at any moment therefore resumes without losing or repeating work. :meth:`Sweep.results` gathers
-the finished points into one pandas DataFrame (one row per run).
+A :class:`Sweep` is a dataset, a preset and a grid, e.g. codec x beta x eta x seed. Each grid point
+resolves to a :class:`~gwnlib.experiments.RunConfig` whose hash names its run directory
+(:func:`gwnlib.training.train.run_dir`), so a point is trained at most once: finished points are
+skipped, interrupted ones resume from their last epoch, and duplicates in a grid collapse. A sweep
+killed at any moment therefore resumes without losing or repeating work. :meth:`Sweep.results`
+gathers the finished points into one pandas DataFrame (one row per run).
 
 The same sweep runs unchanged under four executors (:data:`EXECUTORS`):
 
@@ -15,7 +15,7 @@ The same sweep runs unchanged under four executors (:data:`EXECUTORS`):
   limit and partition as options). ``cluster="local"`` or ``"debug"`` runs the same jobs on this
   machine, which is how the tests check this path;
 - ``"fused"``: the points that differ only in eta and beta trained together as one batched model
-  in this process (:mod:`gwnlib.fused`; one GPU runs a whole codec's curve at once).
+  in this process (:mod:`gwnlib.training.fused`; one GPU runs a whole codec's curve at once).
 
 Named sweeps (:data:`SWEEPS`) are the chapters' grids; ``python -m gwnlib sweep NAME`` runs one
 outside the notebook, e.g. on a cluster. Chapters call :meth:`Sweep.load_or_run`: the book's
@@ -40,18 +40,18 @@ import torch
 from tqdm.auto import tqdm
 
 from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
+from gwnlib.experiments.config import QUALITY_COLUMNS
 from gwnlib.files import DamagedFile, atomic_write
-from gwnlib.paper import QUALITY_COLUMNS
 from gwnlib.runtime import check_int, check_preset, results_dir, runs_dir, show_progress
-from gwnlib.train import (
+from gwnlib.training.runs import (
     RunInProgress,
-    fit,
     is_finished,
     is_in_progress,
     load_metrics,
     run_dir,
     warm_start_source,
 )
+from gwnlib.training.train import fit
 
 #: Ways to execute a sweep's points.
 EXECUTORS = ("sequential", "pool", "slurm", "fused")
@@ -551,7 +551,7 @@ def _run_sequential(jobs, progress):
 def _waves(pending: list[RunConfig]) -> list[list[RunConfig]]:
     """``pending`` in two waves: first the points that start from scratch or from a finished
     run, then those that start from a pending one (``init_eta``; see
-    :func:`gwnlib.train.warm_start`)."""
+    :func:`gwnlib.training.train.warm_start`)."""
     keys = {config.key for config in pending}
     later = [c for c in pending if (s := warm_start_source(c)) is not None and s.key in keys]
     first = [c for c in pending if c not in later]
@@ -559,7 +559,7 @@ def _waves(pending: list[RunConfig]) -> list[list[RunConfig]]:
 
 
 def _run_fused(pending, options, progress):
-    from gwnlib.fused import fit_fused, groups
+    from gwnlib.training.fused import fit_fused, groups
 
     failures = []
     for group in groups(pending):

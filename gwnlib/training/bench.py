@@ -80,25 +80,25 @@ def synthetic_batches(
 #:
 #: - ``authors``: an emulation of the step the authors' Lightning code runs (fp32, eager, and one
 #:   host synchronisation per sample and latent to sum its rate), not their code;
-#: - ``eager_fp32``: our step (:func:`~gwnlib.train.backward_step` and
-#:   :func:`~gwnlib.train.update_step`) in float32 whatever ``amp`` says: what ``authors``
+#: - ``eager_fp32``: our step (:func:`~gwnlib.training.train.backward_step` and
+#:   :func:`~gwnlib.training.train.update_step`) in float32 whatever ``amp`` says: what ``authors``
 #:   costs over it is the host synchronisations alone;
 #: - ``eager``: our step under ``amp`` (auto: bfloat16 autocast on CUDA, float32 on the CPU; rates
 #:   and likelihoods stay float32); this and the variants below use ``amp``, except
 #:   ``eager_bf16``;
 #: - ``eager_bf16``: our step under bfloat16 autocast whatever ``amp`` says, on any device (on a
-#:   CPU, fast only where it has native bf16 instructions: :func:`gwnlib.train.uses_bf16`);
+#:   CPU, fast only where it has native bf16 instructions: :func:`gwnlib.training.train.uses_bf16`);
 #: - ``channels_last``: ``eager`` with NHWC weights and inputs;
 #: - ``compile``: ``eager`` with the codec under ``torch.compile``;
 #: - ``cudagraphs``: ``torch.compile(mode="reduce-overhead")``, replaying CUDA graphs (CUDA only);
 #: - ``processes``: ``eager`` in one single-thread process per CPU thread of this process, all at
 #:   once, throughput summed: what the ``pool`` sweep executor does with a CPU (CPU only);
-#: - ``fused``: ``points`` (eta) points trained as one vmapped model (:mod:`gwnlib.fused`);
+#: - ``fused``: ``points`` (eta) points trained as one vmapped model (:mod:`gwnlib.training.fused`);
 #:   throughput counts every point's samples;
 #: - ``fused_compile``: ``fused`` with the batched step under ``torch.compile``.
 #:
 #: Every variant runs with PyTorch's float32 defaults, which neither the authors' Lightning code
-#: nor :func:`gwnlib.train.fit` changes: TF32 in cuDNN convolutions, full float32 in matrix
+#: nor :func:`gwnlib.training.train.fit` changes: TF32 in cuDNN convolutions, full float32 in matrix
 #: products (rows record them as ``tf32``).
 VARIANTS = (
     "authors",
@@ -136,16 +136,8 @@ def training(
     after the warm-up where Linux allows it, :func:`_reset_peak_memory`, and freed heap handed
     back before it, :func:`_release_freed_memory`)."""
     from gwnlib.experiments import Experiment, resolve
-    from gwnlib.train import (
-        ChannelsLastInputs,
-        CompiledCodec,
-        _autocast,
-        backward_step,
-        check_options,
-        make_optimizer,
-        update_step,
-        uses_bf16,
-    )
+    from gwnlib.training.accel import ChannelsLastInputs, CompiledCodec, autocast_context, uses_bf16
+    from gwnlib.training.train import backward_step, check_options, make_optimizer, update_step
 
     check_options(amp)
     if variant not in VARIANTS:
@@ -162,7 +154,7 @@ def training(
     bf16 = variant == "eager_bf16" or (
         variant not in ("authors", "eager_fp32") and uses_bf16(amp, dev)
     )
-    autocast = _autocast(dev, bf16)
+    autocast = autocast_context(dev, bf16)
     experiment = Experiment(config, dev)
     x, t1, t2 = next(experiment.batches("train"))
     if variant in FUSED_VARIANTS:
@@ -331,7 +323,7 @@ def training_suite(
     rows stay in the file."""
     from tqdm.auto import tqdm
 
-    from gwnlib.experiments import MODEL_REVISION
+    from gwnlib.experiments.config import MODEL_REVISION
     from gwnlib.files import write_json
     from gwnlib.runtime import show_progress
 
@@ -441,7 +433,7 @@ def older_models(rows: list[dict]) -> dict[int, list[str]]:
     (:data:`~gwnlib.experiments.MODEL_REVISION`; rows from before the field count as 1): their
     throughput is that of the older layers and is measured again by the next
     :func:`training_suite` run into the same file."""
-    from gwnlib.experiments import MODEL_REVISION
+    from gwnlib.experiments.config import MODEL_REVISION
 
     older: dict[int, list[str]] = {}
     for row in rows:
@@ -510,7 +502,7 @@ def step_flops(
     **overrides,
 ) -> float:  # fmt: skip
     """Floating-point operations per sample of one training step (forward, Eq. 12 loss and
-    backward, as :func:`gwnlib.train.backward_step` runs it), counted by
+    backward, as :func:`gwnlib.training.train.backward_step` runs it), counted by
     :class:`torch.utils.flop_counter.FlopCounterMode` on ``samples`` samples on the CPU.
 
     The counter sees convolutions and matrix products, the work of a GPU's tensor cores; the
@@ -519,7 +511,7 @@ def step_flops(
     from torch.utils.flop_counter import FlopCounterMode
 
     from gwnlib.experiments import Experiment, resolve
-    from gwnlib.train import backward_step
+    from gwnlib.training.train import backward_step
 
     check_int("samples", samples)
     config = resolve(dataset, preset, codec=codec, batch_size=samples, **overrides)
@@ -638,12 +630,12 @@ def plan(pending: list, rows: list[dict], seconds: float, finish: float = 0.0) -
 
 
 def _fused_step(config, dev, bf16, points, x, t1, t2, compile=False):
-    from gwnlib.fused import _FusedGroup
+    from gwnlib.training.fused import FusedGroup
 
     etas = [config.eta * 2.0**k for k in range(points)]  # a curve of distinct points
     configs = [dataclasses.replace(config, eta=eta) for eta in etas]
     amp = "bf16" if bf16 else "fp32"
-    group = _FusedGroup(configs, configs, {}, None, dev, amp, compile)
+    group = FusedGroup(configs, configs, {}, None, dev, amp, compile)
     eta, beta = group._hyper("eta"), group._hyper("beta")
     parameters = sum(p.numel() for p in group.params.values())
 

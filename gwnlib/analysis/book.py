@@ -22,10 +22,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gwnlib import __version__
-from gwnlib.runtime import PROGRESS_ENV, check_preset, hardware
+from gwnlib.runtime import PROGRESS_ENV, PROJECT_ROOT, check_preset, hardware
 from gwnlib.runtime import device as resolve_device
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATUS_PAGE = "book/status.md"
 KERNEL_NAME = "python3"
 #: Seconds a single cell may run before the chapter fails, per preset. In ``smoke`` no cell should

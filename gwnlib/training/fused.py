@@ -10,8 +10,8 @@ parameters only. Adam is elementwise and the gradient-norm clipping of Table 1 i
 so every point takes the update of its own run, up to the order of floating-point sums.
 
 Early stopping is per point: a point that stops is finished like an ordinary run (``best.pt`` and
-``metrics.json`` in its own run directory, :mod:`gwnlib.train`) and dropped from the stack, so the
-others go on faster. The group's resume state (stacked weights, Adam moments, every point's
+``metrics.json`` in its own run directory, :mod:`gwnlib.training.train`) and dropped from the stack,
+so the others go on faster. The group's resume state (stacked weights, Adam moments, every point's
 counters) is written atomically after each epoch to ``<root>/<dataset>/fused-<hash>/last.pt``.
 
 This is an execution strategy, like ``torch.compile``: it changes speed, not what is trained, and a
@@ -32,29 +32,30 @@ from compressai.ops import LowerBound
 from torch import nn
 from tqdm.auto import tqdm
 
-from gwnlib.entropy import mask_weights, masked_convolutions
 from gwnlib.experiments import VISION, Experiment, RunConfig, settings_hash
 from gwnlib.files import load_torch, remove_stale_temporaries, save_torch, write_json
-from gwnlib.losses import lagrangian
+from gwnlib.model.entropy import mask_weights, masked_convolutions
+from gwnlib.model.loss import lagrangian
 from gwnlib.runtime import device as resolve_device
 from gwnlib.runtime import hardware, runs_dir, show_progress
-from gwnlib.train import (
-    TERMS,
-    _as_config,
-    _autocast,
-    _claim,
-    _exclusive,
-    _export,
-    _finish,
-    _should_stop,
-    _term,
-    check_options,
+from gwnlib.training.accel import autocast_context, uses_bf16
+from gwnlib.training.runs import (
+    claim,
+    exclusive,
+    export,
     is_finished,
     load_metrics,
-    rate_scale,
     run_dir,
-    uses_bf16,
     warm_start,
+)
+from gwnlib.training.train import (
+    TERMS,
+    as_config,
+    check_options,
+    finish,
+    rate_scale,
+    should_stop,
+    term,
 )
 
 #: The settings in which the points of one fused group may differ.
@@ -85,11 +86,12 @@ def fit_fused(
     as one batched model, each to its own early stop, and return their final metrics in order.
 
     Finished points are loaded, not retrained; an interrupted group resumes from its last epoch.
-    ``device``, ``amp``, ``progress`` and ``log_every`` are as for :func:`gwnlib.train.fit`;
-    ``compile`` runs the batched step under ``torch.compile`` (the same updates to float
-    rounding; on a GPU it fuses the entropy models' many small elementwise kernels).
+    ``device``, ``amp``, ``progress`` and ``log_every`` are as for
+    :func:`gwnlib.training.train.fit`; ``compile`` runs the batched step under ``torch.compile``
+    (the same updates to float rounding; on a GPU it fuses the entropy models' many small
+    elementwise kernels).
     """
-    configs = [_as_config(config, {}) for config in configs]
+    configs = [as_config(config, {}) for config in configs]
     _check_group(configs)
     check_options(amp, log_every)
     dev = resolve_device(device)
@@ -99,7 +101,7 @@ def fit_fused(
     pending = [config for config in configs if not is_finished(folders[config.key])]
     if pending:
         for config in pending:
-            _claim(folders[config.key], config)
+            claim(folders[config.key], config)
         # Named by the settings the points share, so that a sweep restarted after some points
         # finished (and passes only the others) finds the group's checkpoint again.
         shared = {k: v for k, v in configs[0].to_dict().items() if k not in FUSED_FIELDS}
@@ -107,9 +109,9 @@ def fit_fused(
         group_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as locks:
             for config in pending:
-                locks.enter_context(_exclusive(folders[config.key]))
-            locks.enter_context(_exclusive(group_dir))
-            group = _FusedGroup(configs, pending, folders, group_dir, dev, amp, compile)
+                locks.enter_context(exclusive(folders[config.key]))
+            locks.enter_context(exclusive(group_dir))
+            group = FusedGroup(configs, pending, folders, group_dir, dev, amp, compile)
             group.fit(progress, log_every)
     return [load_metrics(folders[config.key]) for config in configs]
 
@@ -218,8 +220,8 @@ def _vmappable(template: nn.Module) -> list[str]:
     """Rewire ``template``'s CompressAI layers for ``functional_call`` under ``vmap`` and return
     the names of its masked convolutions. ``MaskedConv2d`` multiplies its weight by its mask in
     place at every call; the fused step masks the stacked weights itself before each forward
-    (:func:`gwnlib.entropy.mask_weights`: same values, same gradients), and the template's layers
-    become plain convolutions."""
+    (:func:`~gwnlib.model.entropy.mask_weights`: same values, same gradients), and the template's
+    layers become plain convolutions."""
     masked = masked_convolutions(template)
     for layer in masked.values():
         layer.forward = types.MethodType(nn.Conv2d.forward, layer)
@@ -234,7 +236,7 @@ def _vmappable(template: nn.Module) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-class _FusedGroup:
+class FusedGroup:
     """The pending points ``configs`` of the group ``everyone`` (finished ones included)."""
 
     def __init__(self, everyone, configs, folders, group_dir, dev, amp, compile=False):
@@ -242,7 +244,7 @@ class _FusedGroup:
         self.group_keys = sorted(config.key for config in configs)  # the points it trains
         self.by_key = {config.key: config for config in everyone}
         self.bf16 = uses_bf16(amp, dev)
-        self.autocast = _autocast(dev, self.bf16)
+        self.autocast = autocast_context(dev, self.bf16)
         self.runtime = {
             "device": str(dev),
             "hardware": hardware(dev),
@@ -372,7 +374,7 @@ class _FusedGroup:
             output = torch.func.functional_call(template, (params, buffers), (x,))
             terms = lagrangian(output, t1, t2, beta, eta, gamma, distortions)
             objective = terms["loss"] - (1 - scale) * eta * terms["rate"]
-            values = {key: _term(output, terms, key) for key in TERMS}
+            values = {key: term(output, terms, key) for key in TERMS}
             values.update(base.task_metrics(output, t1, t2))
             return objective, values
 
@@ -466,7 +468,7 @@ class _FusedGroup:
         # best.pt one epoch behind last.pt: write them again from it (as train.fit does).
         for j, key in enumerate(self.active):
             self.scratch.load_state_dict(self._point_state(j))
-            _export(self.folders[key], self.scratch, self.by_key[key], self.states[key])
+            export(self.folders[key], self.scratch, self.by_key[key], self.states[key])
         self._finish_stopped()
         epochs = tqdm(
             total=max(c.max_epochs for c in self.configs),
@@ -504,7 +506,7 @@ class _FusedGroup:
             self._checkpoint()  # the commit point of the epoch, as last.pt of a run
             for j, key in enumerate(self.active):
                 self.scratch.load_state_dict(self._point_state(j))
-                _export(self.folders[key], self.scratch, self.by_key[key], self.states[key])
+                export(self.folders[key], self.scratch, self.by_key[key], self.states[key])
             self._finish_stopped()
             epochs.update(1)
         epochs.close()
@@ -516,12 +518,12 @@ class _FusedGroup:
 
     def _finish_stopped(self) -> None:
         """Finish the points whose early stopping (or epoch limit) says so; drop them."""
-        stopped = [k for k in self.active if _should_stop(self.states[k], self.by_key[k])]
+        stopped = [k for k in self.active if should_stop(self.states[k], self.by_key[k])]
         for key in stopped:
             experiment = self.experiments[key]
             codec = experiment.codec().to(self.dev)
             loss_fn = experiment.loss()
-            _finish(
+            finish(
                 self.folders[key],
                 experiment,
                 codec,

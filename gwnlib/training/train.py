@@ -1,4 +1,4 @@
-"""Training one run: the fit loop, early stopping, run directories and resumable checkpoints.
+"""Training one run: the fit loop, early stopping and resumable checkpoints.
 
 :func:`fit` trains the codec of a :class:`~gwnlib.experiments.RunConfig` with the paper's recipe
 (Table 1, appendix D.2): Adam at lr 1e-4, gradient-norm clipping at 1, optional gradient
@@ -7,59 +7,55 @@ evaluated on fixed validation batches) with patience, and at most ``max_epochs``
 ``train_steps`` optimiser steps each. On a GPU the transforms run under bfloat16 autocast by
 default while the entropy models' likelihoods, hence every rate, stay in float32.
 
-A run lives in its directory ``<root>/<dataset>/<config key>/``:
-
-- ``config.json``: the resolved config (and, under ``"runtime"``, how it was executed);
-- ``history.csv``: one row per epoch (train and validation loss, rates, distortions, speed);
-- ``best.pt``: the best checkpoint (weights, epoch, validation loss);
-- ``last.pt``: the resume state (weights, optimiser, counters, history) while the run is going;
-- ``metrics.json``: final test metrics of the best checkpoint (every rate R0, R1, R2, R_t, R_r,
-  every distortion, task accuracies, and real bits from ``codec.compress``). It is written last:
-  a run is finished exactly when it exists.
-
-Every file is written atomically (:mod:`gwnlib.files`: a temporary file, flushed and synced,
-then renamed over the old one), so a run killed at any moment leaves each file either old or
-new, never broken.
-``last.pt`` is the commit point of an epoch: ``history.csv`` and ``best.pt`` are exported after it
-and re-exported on resume. Batches are a pure function of (seed, split, epoch) and the codecs have
-no randomness, so on the CPU a killed run resumed from ``last.pt`` ends bit for bit where an
-uninterrupted one would.
+A run lives in its directory (:mod:`gwnlib.training.runs`: config, history, checkpoints,
+metrics, each file written atomically). ``last.pt`` is the commit point of an epoch:
+``history.csv`` and ``best.pt`` are exported after it and re-exported on resume. Batches are a
+pure function of (seed, split, epoch) and the codecs have no randomness, so on the CPU a killed
+run resumed from ``last.pt`` ends bit for bit where an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
-import io
 import math
 import time
-import types
-import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from gwnlib.entropy import mask_weights, masked_convolutions
 from gwnlib.experiments import Experiment, RunConfig, from_dict, resolve
 from gwnlib.files import (
-    DamagedFile,
-    atomic_write,
-    load_torch,
-    read_json,
     remove_stale_temporaries,
     save_torch,
-    set_aside,
     write_json,
 )
-from gwnlib.runtime import check_int, hardware, runs_dir, show_progress
+from gwnlib.model.ops import receive_rate, transmit_rate
+from gwnlib.runtime import check_int, hardware, show_progress
 from gwnlib.runtime import device as resolve_device
+from gwnlib.training.accel import (
+    AMP_MODES,
+    ChannelsLastInputs,
+    CompiledCodec,
+    autocast_context,
+    uses_bf16,
+)
+from gwnlib.training.runs import (
+    claim,
+    exclusive,
+    export,
+    is_finished,
+    load_metrics,
+    load_weights,
+    remove_if_untrained,
+    resumable,
+    retrain,
+    run_dir,
+    set_aside_damaged,
+    warm_start,
+)
 
-#: Accepted values of ``fit(amp=...)``: ``"auto"`` is bfloat16 autocast on CUDA, float32 elsewhere
-#: (on CPUs, bf16 was not measured both faster and as good: :func:`uses_bf16`).
-AMP_MODES = ("auto", "bf16", "fp32")
 #: The rate and distortion terms logged for every epoch and reported at the end.
 TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
 
@@ -67,66 +63,6 @@ TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", 
 # --------------------------------------------------------------------------------------------
 # Run directories
 # --------------------------------------------------------------------------------------------
-
-
-def run_dir(config: RunConfig, root: str | Path | None = None) -> Path:
-    """``<root>/<dataset>/<config key>``; ``root`` defaults to :func:`gwnlib.runtime.runs_dir`."""
-    return Path(root if root is not None else runs_dir()) / config.dataset / config.key
-
-
-def retrain(folder: str | Path) -> str:
-    """What to do about a damaged file of the run in ``folder``."""
-    return f"delete the run folder {folder} to train this point again"
-
-
-def is_finished(folder: str | Path) -> bool:
-    """Whether the run in ``folder`` has written its final ``metrics.json``, readable: a damaged
-    one counts as unfinished (the next :func:`fit` sets it aside and trains the point again)."""
-    path = Path(folder) / "metrics.json"
-    if not path.is_file():
-        return False
-    try:
-        return isinstance(read_json(path, ""), dict)
-    except DamagedFile:
-        return False
-
-
-def load_metrics(folder: str | Path) -> dict:
-    """The final metrics of a finished run (:class:`~gwnlib.files.DamagedFile` if damaged)."""
-    metrics = read_json(Path(folder) / "metrics.json", retrain(folder))
-    if not isinstance(metrics, dict):
-        error = TypeError(f"a JSON {type(metrics).__name__}, not an object")
-        raise DamagedFile(Path(folder) / "metrics.json", error, retrain(folder))
-    return metrics
-
-
-def load_config(folder: str | Path) -> RunConfig:
-    """The config a run folder holds (its ``config.json``), checked like any config."""
-    path = Path(folder) / "config.json"
-    saved = read_json(path, retrain(folder))
-    try:
-        return from_dict(saved["config"])
-    except (KeyError, TypeError) as error:
-        raise DamagedFile(path, error, retrain(folder)) from error
-
-
-def load_codec(folder: str | Path, device: str = "auto"):
-    """The best checkpoint's codec of the run in ``folder``, in eval mode on ``device``."""
-    folder = Path(folder)
-    config = load_config(folder)
-    dev = resolve_device(device)
-    codec = Experiment(config, dev).codec()
-    _load_weights(codec, folder / "best.pt", retrain(folder))
-    return codec.to(dev).eval()
-
-
-def _load_weights(codec, path: Path, remedy: str) -> None:
-    """Load a checkpoint's ``model`` weights into ``codec``; a damaged file names itself."""
-    saved = load_torch(path, remedy)
-    try:
-        codec.load_state_dict(saved["model"])
-    except (KeyError, TypeError, RuntimeError) as error:  # not ours, or another architecture
-        raise DamagedFile(path, error, remedy) from error
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,34 +96,20 @@ def fit(
     A finished run is not retrained: its ``metrics.json`` is returned. An interrupted one
     resumes from ``last.pt``.
     """
-    config = _as_config(config, overrides)
+    config = as_config(config, overrides)
     check_options(amp, log_every)
     dev = resolve_device(device)
     progress = show_progress(progress)
     folder = run_dir(config, root)
     created = not folder.is_dir()
-    _claim(folder, config)
-    with _exclusive(folder):
+    claim(folder, config)
+    with exclusive(folder):
         try:
             return _fit(config, folder, dev, amp, compile, progress, log_every, channels_last)
         except BaseException:
             if created:  # a run that failed before its first checkpoint leaves no folder
-                _remove_if_untrained(folder)
+                remove_if_untrained(folder)
             raise
-
-
-#: What a run folder holds before its first epoch ends.
-_UNTRAINED = {"config.json", ".lock"}
-
-
-def _remove_if_untrained(folder: Path) -> None:
-    remove_stale_temporaries(folder)
-    if {path.name for path in folder.iterdir()} <= _UNTRAINED:
-        for name in _UNTRAINED:
-            with contextlib.suppress(OSError):
-                (folder / name).unlink()
-        with contextlib.suppress(OSError):
-            folder.rmdir()
 
 
 def check_options(amp: str, log_every: int = 1) -> None:
@@ -197,49 +119,8 @@ def check_options(amp: str, log_every: int = 1) -> None:
     check_int("log_every", log_every)
 
 
-class RunInProgress(RuntimeError):
-    """Another process is training this run (its directory is locked)."""
-
-
-@contextlib.contextmanager
-def _exclusive(folder: Path):
-    """Hold an exclusive lock on ``folder`` (POSIX ``flock``; released when the process dies)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no cross-process protection
-        yield
-        return
-    with open(folder / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunInProgress(f"another process is training the run in {folder}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def is_in_progress(folder: str | Path) -> bool:
-    """Whether a live process holds the lock of the run in ``folder`` (it is training it now)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locks to ask
-        return False
-    path = Path(folder) / ".lock"
-    if not path.is_file():
-        return False
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
-
-
 def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=False) -> dict:
-    _set_aside_damaged(folder / "metrics.json", "training the point again")
+    set_aside_damaged(folder / "metrics.json", "training the point again")
     if is_finished(folder):
         with contextlib.suppress(OSError):
             (folder / "last.pt").unlink()  # a kill between metrics.json and this leaves it
@@ -262,12 +143,12 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
     optimizer = make_optimizer(codec, config, dev)
     state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
     last = folder / "last.pt"
-    saved = _resumable(last)
+    saved = resumable(last)
     if saved is not None:
         codec.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
-        _export(folder, codec, config, state)  # history.csv and best.pt may lag last.pt
+        export(folder, codec, config, state)  # history.csv and best.pt may lag last.pt
     else:
         warm_start(codec, config, folder.parent.parent)
     train_step = codec
@@ -276,7 +157,7 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
         train_step = ChannelsLastInputs(codec)
     if compile:
         train_step = CompiledCodec(train_step)
-    autocast = _autocast(dev, use_bf16)
+    autocast = autocast_context(dev, use_bf16)
 
     epochs = tqdm(
         total=config.max_epochs,
@@ -286,7 +167,7 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
         disable=not progress,
         dynamic_ncols=True,
     )
-    while not _should_stop(state, config):
+    while not should_stop(state, config):
         epoch = state["epoch"]
         started = time.perf_counter()
         train = _train_epoch(
@@ -313,38 +194,11 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
         save_torch(
             last, {"model": codec.state_dict(), "optimizer": optimizer.state_dict(), "state": state}
         )
-        _export(folder, codec, config, state)
+        export(folder, codec, config, state)
         epochs.set_postfix(val_loss=f"{val['loss']:.4f}", best=state["best_epoch"])
         epochs.update(1)
     epochs.close()
-    return _finish(folder, experiment, codec, loss_fn, autocast, state, runtime)
-
-
-def _set_aside_damaged(path: Path, then: str) -> None:
-    """A damaged ``metrics.json`` is renamed ``metrics.json.damaged``, with a warning."""
-    if path.is_file() and not is_finished(path.parent):
-        aside = set_aside(path)
-        warnings.warn(f"{path} was damaged; set aside as {aside.name}, {then}", stacklevel=3)
-
-
-def _resumable(last: Path) -> dict | None:
-    """The checkpoint to resume from, or None; a damaged one is set aside with a warning (the
-    run starts again from its first epoch) rather than stopping the sweep."""
-    if not last.is_file():
-        return None
-    try:
-        saved = load_torch(last, "")
-        if not isinstance(saved, dict) or not {"model", "optimizer", "state"} <= set(saved):
-            raise DamagedFile(last, KeyError("model, optimizer or state"), "")
-        return saved
-    except DamagedFile as error:
-        aside = set_aside(last)
-        warnings.warn(
-            f"{last} is damaged ({error.reason}); set aside as {aside.name}: training restarts "
-            "from the first epoch",
-            stacklevel=3,
-        )
-        return None
+    return finish(folder, experiment, codec, loss_fn, autocast, state, runtime)
 
 
 def make_optimizer(codec, config: RunConfig, dev: torch.device) -> torch.optim.Adam:
@@ -355,31 +209,7 @@ def make_optimizer(codec, config: RunConfig, dev: torch.device) -> torch.optim.A
     return torch.optim.Adam(codec.parameters(), lr=config.lr, betas=(0.9, 0.999), fused=fused)
 
 
-def warm_start_source(config: RunConfig) -> RunConfig | None:
-    """The run whose best weights ``config`` starts from (``init_eta``), or None."""
-    if config.init_eta is None:
-        return None
-    return dataclasses.replace(config, eta=config.init_eta, init_eta=None)
-
-
-def warm_start(codec, config: RunConfig, root) -> None:
-    """Load into ``codec`` the best weights of :func:`warm_start_source` (under ``root``), if
-    any; that run must have finished."""
-    source = warm_start_source(config)
-    if source is None:
-        return
-    folder = run_dir(source, root)
-    if not is_finished(folder):
-        raise RuntimeError(
-            f"run {config.label()} starts from the weights of {source.label()} (init_eta), "
-            f"which has not finished in {folder}; train it first"
-        )
-    _load_weights(
-        codec, folder / "best.pt", f"{retrain(folder)} (the warm start of {config.label()})"
-    )
-
-
-def _as_config(config, overrides) -> RunConfig:
+def as_config(config, overrides) -> RunConfig:
     if config is None:
         return resolve(**overrides)
     if overrides:
@@ -391,40 +221,8 @@ def _as_config(config, overrides) -> RunConfig:
     return config
 
 
-def _claim(folder: Path, config: RunConfig) -> None:
-    """Create ``folder`` or check that it holds this very config."""
-    saved = folder / "config.json"
-    if saved.is_file():
-        existing = read_json(saved, retrain(folder))
-        if not isinstance(existing, dict) or "config" not in existing:
-            raise DamagedFile(saved, KeyError("config"), retrain(folder))
-        if existing["config"] != config.to_dict():
-            raise RuntimeError(f"{folder} holds another run's config; refusing to mix them")
-    folder.mkdir(parents=True, exist_ok=True)
-
-
-def _should_stop(state: dict, config: RunConfig) -> bool:
+def should_stop(state: dict, config: RunConfig) -> bool:
     return state["epoch"] >= config.max_epochs or state["bad_epochs"] >= config.patience
-
-
-def uses_bf16(amp: str, dev: torch.device) -> bool:
-    """Whether ``amp`` (:data:`AMP_MODES`) means bfloat16 autocast on ``dev``: ``"auto"`` on
-    CUDA only.
-
-    On a CPU ``"auto"`` stays float32: bfloat16 autocast is only worth taking where it is both
-    faster and as good, and no CPU measured for this book showed both. On a 2-core AMD EPYC
-    without native bf16 instructions (``lscpu``: no ``avx512_bf16``; oneDNN emulates them) the
-    synthetic step was about 7-12 times *slower* under bf16 (the ``eager_bf16`` rows of
-    ``book/results/bench-cpu.json``); where ``avx512_bf16`` exists it gained 1.0-1.14x on the
-    synthetic codec and 1.35x on the coloured-MNIST one, with no seed-noise comparison of the
-    results yet. ``amp="bf16"`` asks for it explicitly."""
-    return amp == "bf16" or (amp == "auto" and dev.type == "cuda")
-
-
-def _autocast(dev: torch.device, bf16: bool):
-    if not bf16:
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
 
 
 def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progress, log_every,
@@ -449,7 +247,7 @@ def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progres
         scale = rate_scale(config, first_step + i // config.accumulate)
         output, terms = backward_step(model, loss_fn, x, t1, t2, autocast, scale, config.accumulate)
         for key in TERMS:
-            sums[key] += _term(output, terms, key).detach().float()
+            sums[key] += term(output, terms, key).detach().float()
         if (i + 1) % config.accumulate:
             continue
         update_step(model, optimizer, config.clip)
@@ -488,7 +286,7 @@ def learning_curve(
     a longer or shorter epoch would reach, without training one run per length. ``max_steps``
     stops the epoch after that many steps (its first evaluation points, for a check).
     ``config`` and ``overrides`` as for :func:`fit`."""
-    config = _as_config(config, overrides)
+    config = as_config(config, overrides)
     every = check_int("every", every, low=1)
     if max_steps is not None:
         max_steps = check_int("max_steps", max_steps, low=1)
@@ -497,7 +295,7 @@ def learning_curve(
     codec = experiment.codec().to(dev)
     loss_fn = experiment.loss()
     optimizer = make_optimizer(codec, config, dev)
-    autocast = _autocast(dev, uses_bf16(amp, dev))
+    autocast = autocast_context(dev, uses_bf16(amp, dev))
     rows: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}
 
@@ -544,48 +342,6 @@ def update_step(model, optimizer, clip: float) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-class ChannelsLastInputs(torch.nn.Module):
-    """Calls ``codec`` with its 4-D image input in channels-last (NHWC) memory: convolutions pick
-    NHWC kernels only when the input is NHWC, so converting the weights alone does not help."""
-
-    def __init__(self, codec):
-        super().__init__()
-        self.codec = codec
-
-    def forward(self, x, *rest):
-        if x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.codec(x, *rest)
-
-
-class CompiledCodec(torch.nn.Module):
-    """``torch.compile(model, **options)`` for a model with CompressAI masked convolutions: their
-    weights are masked in place before each call, outside the compiled region
-    (:func:`gwnlib.entropy.mask_weights`: the same values and gradients as CompressAI's layer),
-    and the compiled graph sees plain convolutions instead of the layer's ``.data``
-    reassignment, which torch 2.11's Inductor fails on at the second step. Called outside a
-    compiled graph (evaluation, entropy coding), the layers still run CompressAI's forward."""
-
-    def __init__(self, model: torch.nn.Module, **options):
-        super().__init__()
-        self.layers = list(masked_convolutions(model).values())
-        for layer in self.layers:
-            layer.forward = types.MethodType(_plain_when_compiled, layer)
-        self.compiled = torch.compile(model, **options)
-
-    def forward(self, *args, **kwargs):
-        mask_weights((layer.weight, layer.mask) for layer in self.layers)
-        return self.compiled(*args, **kwargs)
-
-
-def _plain_when_compiled(layer, x):
-    """A masked convolution's forward: a plain convolution in a graph that torch.compile
-    traces (:class:`CompiledCodec` has masked the weight), the layer's own forward elsewhere."""
-    if torch.compiler.is_compiling():
-        return torch.nn.Conv2d.forward(layer, x)
-    return type(layer).forward(layer, x)
-
-
 def rate_scale(config: RunConfig, step: int) -> float:
     """The fraction of eta that weighs the rate at optimiser step ``step`` (counted from 0):
     ``min(1, (step + 1) / eta_warmup)``, or 1 without a warm-up."""
@@ -600,7 +356,7 @@ def _forward(codec, x):
     return codec(*x) if isinstance(x, tuple) else codec(x)
 
 
-def _term(output: dict, terms: dict, key: str) -> torch.Tensor:
+def term(output: dict, terms: dict, key: str) -> torch.Tensor:
     if key in terms:
         return terms[key]
     if key in ("rate_transmit", "rate_receive"):
@@ -620,7 +376,7 @@ def evaluate(experiment, codec, loss_fn, split: str = "val", autocast=contextlib
         with autocast():
             output = _forward(codec, x)
             terms = loss_fn(output, t1, t2)
-        values = {key: _term(output, terms, key) for key in TERMS}
+        values = {key: term(output, terms, key) for key in TERMS}
         values.update(experiment.task_metrics(output, t1, t2))
         for key, value in values.items():
             sums[key] = sums.get(key, 0) + value.detach().float()
@@ -637,7 +393,7 @@ def real_rates(codec, x) -> dict:
     ``x``: a batch of inputs, an ``(images, mask)`` pair (pixels outside the mask are padding and
     not counted), or a list of either (batches of different sizes, e.g. COCO).
     """
-    from gwnlib.coding import HEADER_SIZE
+    from gwnlib.model.streams import HEADER_SIZE
 
     batches = x if isinstance(x, list) else [x]
     codec.eval()
@@ -659,41 +415,20 @@ def real_rates(codec, x) -> dict:
     rates.update({f"coded_{key}": value / pixels for key, value in estimated.items()})
     for prefix in ("real_", "coded_"):
         r0, r1, r2 = (rates[f"{prefix}{key}"] for key in ("r0", "r1", "r2"))
-        rates[f"{prefix}rate_transmit"] = r0 + r1 + r2
-        rates[f"{prefix}rate_receive"] = 2 * r0 + r1 + r2
+        rates[f"{prefix}rate_transmit"] = transmit_rate(r0, r1, r2)
+        rates[f"{prefix}rate_receive"] = receive_rate(r0, r1, r2)
     rates["header_bits_per_stream"] = 8 * HEADER_SIZE
     return rates
 
 
-def _export(folder: Path, codec, config: RunConfig, state: dict) -> None:
-    """Write history.csv and, when the last committed epoch was the best, best.pt."""
-    history = state["history"]
-    if history:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(history[-1]))
-        writer.writeheader()
-        writer.writerows(history)
-        atomic_write(folder / "history.csv", lambda f: f.write(buffer.getvalue().encode()))
-    if state["best_epoch"] == state["epoch"] and state["epoch"] > 0:
-        save_torch(
-            folder / "best.pt",
-            {
-                "model": codec.state_dict(),
-                "epoch": state["best_epoch"],
-                "val_loss": state["best_loss"],
-                "config": config.to_dict(),
-            },
-        )
-
-
-def _finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dict:
+def finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dict:
     config = experiment.config
     if not (folder / "best.pt").is_file():
         raise RuntimeError(
             f"run {config.label()} never reached a finite validation loss in {state['epoch']} "
             f"epoch(s) (training diverged); its history is in {folder / 'history.csv'}"
         )
-    _load_weights(codec, folder / "best.pt", retrain(folder))
+    load_weights(codec, folder / "best.pt", retrain(folder))
     test = evaluate(experiment, codec, loss_fn, "test", autocast)
     test.update(experiment.quality(codec, "test"))
     x = _first_inputs(experiment, config.real_bits_samples)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from gwnlib.codecs import CODECS
+from gwnlib.model.codecs import CODECS
 
 #: Box colours by role.
 COLOURS = {
@@ -90,7 +90,7 @@ def gray_wyner_network(ax=None):
 
 
 def codec_wiring(codec: str = "shared", ax=None):
-    """The wiring of one of :data:`~gwnlib.codecs.CODECS`, as in the paper's Fig. 2 (Shared) and
+    """The wiring of one of :data:`~gwnlib.model.CODECS`, as in the paper's Fig. 2 (Shared) and
     Fig. 8 (the baselines): analysis transforms, the Eq. 14 merge of the two common candidates
     (Shared), the entropy models (Y0 autoregressive; Y1 and Y2 conditioned on Y0 in the
     three-channel codecs) and the two decoders with the channels each reads."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gwnlib.metrics import seed_spread
+from gwnlib.analysis.metrics import seed_spread
 
 
 def gray_wyner_region(bounds, ax=None, tradeoff=None, title: str | None = None):
-    """Fig. 1 of the paper, projected on (R0, R1 + R2), from computed values (chapter 1).
+    """Fig. 1 of the paper, projected on (R0, R1 + R2), from computed values (chapter "Gray-Wyner
+    networks and lossy common information").
 
     Draws plane A (slope -1) and planes B and C together (slope -2), and marks the C and K points
     when ``bounds`` knows them. ``tradeoff`` is an optional sequence of points with ``r0``, ``r1``,
@@ -84,7 +85,8 @@ def beta_selection(curve, beta: float):
 
 
 def beta_choices(bounds, curve, betas, ax=None, title: str | None = None):
-    """Which point of the transmit-receive trade-off each beta selects (chapter 1, Eq. 12).
+    """Which point of the transmit-receive trade-off each beta selects (chapter "Gray-Wyner networks
+    and lossy common information", Eq. 12).
 
     Draws the region and its computed boundary, and for each beta the selected point with the line
     beta * R0 + (R1 + R2) = constant that touches the boundary there.
@@ -162,12 +164,12 @@ def rate_distortion(
 ):
     """Rate against quality, one line per group of runs (the paper's Figs. 3-5 and 9).
 
-    ``results`` has one row per run (columns as in :func:`gwnlib.paper.results`); ``quality`` is
-    a column or a tuple of columns whose sum is the x axis (Fig. 3 plots D1 + D2); ``by`` is a
-    column or a list of columns (e.g. ``["codec", "beta"]``) and ``label_format`` an optional
-    format string over them (``"{codec}, beta = {beta:g}"``). Each group's points are joined in
-    order of quality. ``paper`` (a :func:`gwnlib.paper.results` table) adds the paper's points of
-    the same groups as hollow markers in the group's colour, labelled "(paper)".
+    ``results`` has one row per run (columns as in :func:`gwnlib.analysis.paper.results`);
+    ``quality`` is a column or a tuple of columns whose sum is the x axis (Fig. 3 plots D1 + D2);
+    ``by`` is a column or a list of columns (e.g. ``["codec", "beta"]``) and ``label_format`` an
+    optional format string over them (``"{codec}, beta = {beta:g}"``). Each group's points are
+    joined in order of quality. ``paper`` (a :func:`gwnlib.analysis.paper.results` table) adds the
+    paper's points of the same groups as hollow markers in the group's colour, labelled "(paper)".
     """
     ax = ax or plt.subplots(figsize=(5.2, 4.2))[1]
     keys = [by] if isinstance(by, str) else list(by)
@@ -209,10 +211,10 @@ def common_rate(
     """The common channel's rate R0 against quality, one line per beta (Fig. 3a, Fig. 9).
 
     Draws ``codec``'s runs with :func:`rate_distortion` (and ``paper``'s points of the same beta,
-    hollow), then the mutual information between the tasks that R0 is compared with: ``theory``,
-    a pair of arrays (distortion, I(Z1; Z2)), and ``empirical``, the table returned by
-    :func:`gwnlib.metrics.empirical_mutual_information` (appendix D.3). beta = 1 should put R0
-    above the empirical mutual information and beta = 2 below it (section 4.1).
+    hollow), then the mutual information between the tasks that R0 is compared with: ``theory``, a
+    pair of arrays (distortion, I(Z1; Z2)), and ``empirical``, the table returned by
+    :func:`gwnlib.analysis.metrics.empirical_mutual_information` (appendix D.3). beta = 1 should put
+    R0 above the empirical mutual information and beta = 2 below it (section 4.1).
     """
     _require(results, ["codec"], "results")
     if codec not in set(results.codec):
@@ -243,7 +245,7 @@ def common_rate(
 def throughput(rows, ax=None, baseline: str = "authors", goal: float | None = 3.0,
                title: str | None = None):  # fmt: skip
     """Training throughput of each codec under each execution variant: one group of bars per
-    variant, one bar per codec (the rows of :func:`gwnlib.bench.training_suite`).
+    variant, one bar per codec (the rows of :func:`gwnlib.training.bench.training_suite`).
 
     Where ``rows`` hold the ``baseline`` variant of a codec, its bars are speed-ups over it, with
     a target of ``goal`` times the baseline drawn dashed (a fused row's samples/s count all its
@@ -251,7 +253,7 @@ def throughput(rows, ax=None, baseline: str = "authors", goal: float | None = 3.
     named in the legend. Without any baseline row the bars are samples/s. Failed and skipped
     cases have no bar; rows with no measured case at all are a ValueError.
     """
-    from gwnlib.bench import VARIANTS, speedups
+    from gwnlib.training.bench import VARIANTS, speedups
 
     measured = [r for r in rows if "samples_per_s" in r]
     if not measured:
@@ -300,10 +302,10 @@ def seed_band(
     rate_unit: str = "bits per pixel",
     quality_unit: str | None = "RMSE",
 ):
-    """Each group's curve over seeds: the mean of every point (line and markers), a shaded band
-    from the lowest to the highest rate any seed reached at that point, and horizontal bars from
-    the lowest to the highest quality. ``results`` holds several runs (seeds) per point; a point
-    is a value of ``point`` within a group of ``by`` (see :func:`gwnlib.metrics.seed_spread`,
+    """Each group's curve over seeds: the mean of every point (line and markers), a shaded band from
+    the lowest to the highest rate any seed reached at that point, and horizontal bars from the
+    lowest to the highest quality. ``results`` holds several runs (seeds) per point; a point is a
+    value of ``point`` within a group of ``by`` (see :func:`gwnlib.analysis.metrics.seed_spread`,
     whose table this returns along with the axes)."""
     ax = ax or plt.subplots(figsize=(5.2, 4.2))[1]
     keys = [by] if isinstance(by, str) else list(by)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from gwnlib.nn import ResidualBlock, SameConv2d
+from gwnlib.model.layers import ResidualBlock, SameConv2d
 
 
 def regression_head(in_channels: int, out_channels: int = 1) -> nn.Module:

@@ -1,8 +1,8 @@
 """Small readers of results tables that several chapters share: which hardware made them, how a
 preset's column is labelled, a codec's rate-distortion curve, and a table's provenance line.
 
-A results table is what :meth:`gwnlib.sweep.Sweep.load_or_run` returns: one row per run, with
-its settings, metrics, ``hardware``, ``preset``, ``date`` and ``source`` ("committed" or
+A results table is what :meth:`gwnlib.training.sweep.Sweep.load_or_run` returns: one row per run,
+with its settings, metrics, ``hardware``, ``preset``, ``date`` and ``source`` ("committed" or
 "trained"). Every figure and table of the book says where its numbers come from through these.
 """
 

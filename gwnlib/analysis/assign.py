@@ -29,10 +29,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from gwnlib.runtime import _PROJECT_ROOT, results_dir, show_progress
+from gwnlib.runtime import PROJECT_ROOT, results_dir, show_progress
 
 #: Where the master notebooks live.
-SOURCES = _PROJECT_ROOT / "assignments"
+SOURCES = PROJECT_ROOT / "assignments"
 #: Each assignment: its chapter and the committed results files it reads (copied beside it).
 ASSIGNMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "theory": ("gray_wyner_theory", ()),

@@ -1,0 +1,45 @@
+"""What one training run is and the objects it needs (paper Table 1, appendix D).
+
+:mod:`~gwnlib.experiments.config`: the :class:`RunConfig` record, the presets of every dataset
+and the run key; :mod:`~gwnlib.experiments.base`: the :class:`Experiment` contract and its
+registry; one module per kind of data: :mod:`~gwnlib.experiments.synthetic`,
+:mod:`~gwnlib.experiments.colored_mnist` and :mod:`~gwnlib.experiments.images` (Cityscapes and
+COCO). Chapter "Training and sweeps" explains the presets.
+"""
+
+from gwnlib.experiments.base import EXPERIMENTS, Experiment  # noqa: I001 (config first)
+from gwnlib.experiments.colored_mnist import ColoredMnistExperiment
+from gwnlib.experiments.config import (
+    DATASETS,
+    MODEL_REVISION,
+    TASK_WEIGHTS,
+    TRAINING_PRESETS,
+    VISION,
+    RunConfig,
+    check_split,
+    derive_seed,
+    from_dict,
+    resolve,
+    settings_hash,
+)
+from gwnlib.experiments.images import VisionExperiment
+from gwnlib.experiments.synthetic import SyntheticExperiment
+
+__all__ = [
+    "DATASETS",
+    "EXPERIMENTS",
+    "MODEL_REVISION",
+    "TASK_WEIGHTS",
+    "TRAINING_PRESETS",
+    "VISION",
+    "ColoredMnistExperiment",
+    "Experiment",
+    "RunConfig",
+    "SyntheticExperiment",
+    "VisionExperiment",
+    "check_split",
+    "derive_seed",
+    "from_dict",
+    "resolve",
+    "settings_hash",
+]

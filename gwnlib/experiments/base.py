@@ -1,0 +1,76 @@
+"""The :class:`Experiment` contract and its registry: one subclass per dataset, registered by
+naming its datasets, and ``Experiment(config)`` builds the one of ``config.dataset``.
+
+Adding a dataset is one module here with one subclass (``class MyExperiment(Experiment,
+datasets=("mine",))``) imported by the package, plus its presets in :mod:`.config`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from gwnlib.experiments.config import RunConfig
+
+#: dataset name -> its :class:`Experiment` subclass (filled by ``__init_subclass__``).
+EXPERIMENTS: dict[str, type[Experiment]] = {}
+
+
+class Experiment:
+    """The objects a run needs, built from its :class:`~gwnlib.experiments.RunConfig` on
+    ``device``.
+
+    ``codec()``: the codec with its heads (seeded); ``loss()``: Eq. 12 with the task
+    distortions; ``batches(split, epoch)``: ``(x, t1, t2)`` batches on ``device``;
+    ``steps(split)``: how many batches ``batches`` yields; ``task_metrics(output, t1, t2)``:
+    extra quality measures (top-1 accuracies for classification); ``quality(codec, split)``:
+    whole-split quality (mIoU, mAP). ``Experiment(config)`` returns the subclass registered for
+    ``config.dataset``.
+    """
+
+    def __init_subclass__(cls, datasets: tuple[str, ...] = (), **kwargs):
+        super().__init_subclass__(**kwargs)
+        for dataset in datasets:
+            if dataset in EXPERIMENTS:
+                raise ValueError(f"dataset {dataset!r} already has {EXPERIMENTS[dataset]}")
+            EXPERIMENTS[dataset] = cls
+
+    def __new__(cls, config: RunConfig, device: str | torch.device = "cpu"):
+        if cls is Experiment:
+            if config.dataset not in EXPERIMENTS:
+                known = ", ".join(EXPERIMENTS)
+                raise ValueError(f"dataset must be one of {known}; got {config.dataset!r}")
+            cls = EXPERIMENTS[config.dataset]
+        return super().__new__(cls)
+
+    def __init__(self, config: RunConfig, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+
+    # -- model -------------------------------------------------------------------------------
+    def codec(self):
+        raise NotImplementedError
+
+    def loss(self):
+        raise NotImplementedError
+
+    def task_metrics(self, output: dict, t1, t2) -> dict:
+        """Extra per-batch measures (none by default)."""
+        return {}
+
+    def quality(self, codec, split: str = "test") -> dict:
+        """Task quality over a whole split where it is not a mean of batch values (mIoU, mAP);
+        none by default."""
+        return {}
+
+    # -- data --------------------------------------------------------------------------------
+    def steps(self, split: str) -> int:
+        raise NotImplementedError
+
+    def batches(self, split: str, epoch: int = 0) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def _split_size(self, split: str) -> int | None:
+        c = self.config
+        return {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
