@@ -223,7 +223,6 @@ class GrayWynerCodec(nn.Module):
             raise ValueError(f"heads must be a pair (head1, head2); got {len(heads)}")
         self.heads = nn.ModuleList(heads)
 
-
     @property
     def names(self) -> tuple[str, ...]:
         """Every registered codec's name, by its id in the stream header: the paper's five

@@ -150,9 +150,13 @@ class SegmentationIoU:
         iou[denominator == 0] = math.nan
         return iou
 
+    def pixels(self) -> int:
+        """How many pixels have been scored (targets other than ``ignore_index``)."""
+        return int(self._metric.confmat.sum())
+
     def compute(self) -> float:
         """mIoU over the classes that occur (see the class docstring), in [0, 1]."""
-        if int(self._metric.confmat.sum()) == 0:
+        if self.pixels() == 0:
             raise ValueError(
                 "SegmentationIoU has no pixels to score: update() was not called, or every target "
                 f"pixel was ignore_index={self.ignore_index}"

@@ -1123,35 +1123,27 @@ def _random_flip(batch: dict, generator: torch.Generator) -> dict:
 
 @torch.no_grad()
 def _evaluate(model: ResampledTask, data, dev: torch.device, recipe: dict) -> dict:
-    """Mean batch loss over ``data`` plus the task's metric: pooled RMSE in disparity pixels, or
-    mIoU over the 19 classes (classes absent from both prediction and target left out)."""
+    """Mean batch loss over ``data`` plus the task's metric, as the experiments measure it
+    (:mod:`gwnlib.vision.metrics`): pooled RMSE in disparity pixels, or mIoU over the 19
+    classes (classes absent from both prediction and target left out)."""
+    from gwnlib.vision.metrics import DisparityRMSE, SegmentationIoU
+
     model.eval()
     loader = torch.utils.data.DataLoader(
         data, batch_size=recipe["batch_size"], shuffle=False, num_workers=recipe["workers"]
     )
-    losses, squared, pixels = [], 0.0, 0
-    confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.int64, device=dev)
+    losses = []
+    metric = DisparityRMSE() if model.name == "depth" else SegmentationIoU()
     for batch in loader:
         batch = {key: value.to(dev) for key, value in batch.items()}
         outputs = model(batch["image"])
         losses.append(model.task.loss_from_outputs(outputs, batch).item())
         prediction = model.task.predict_from_outputs(outputs)
         if model.name == "depth":
-            valid = batch["valid"].bool()
-            squared += ((prediction - batch["disparity"])[valid] ** 2).sum().item()
-            pixels += int(valid.sum())
+            metric.update(prediction, batch["disparity"], batch["valid"].bool())
         else:
-            labels = batch["segmentation"]
-            keep = labels != IGNORE_INDEX
-            index = labels[keep] * NUM_CLASSES + prediction[keep]
-            confusion += torch.bincount(index, minlength=NUM_CLASSES**2).view(NUM_CLASSES, -1)
-    result = {"loss": float(np.mean(losses))}
-    if model.name == "depth":
-        result["rmse_px"] = math.sqrt(squared / pixels) if pixels else math.nan
-    else:
-        confusion = confusion.double()
-        union = confusion.sum(0) + confusion.sum(1) - confusion.diag()
-        present = union > 0
-        iou = confusion.diag()[present] / union[present]
-        result["miou"] = float(iou.mean()) if present.any() else math.nan
-    return result
+            metric.update(prediction, batch["segmentation"])
+    key = "rmse_px" if model.name == "depth" else "miou"
+    # No pixel to score (every one invalid or ignored): NaN, as before the metrics were shared.
+    empty = metric.count == 0 if model.name == "depth" else metric.pixels() == 0
+    return {"loss": float(np.mean(losses)), key: math.nan if empty else metric.compute()}
