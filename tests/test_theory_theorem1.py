@@ -7,6 +7,18 @@ import itertools
 import numpy as np
 import pytest
 
+from gwnlib.theory import (
+    binary_symmetric_channel,
+    conditional_interaction_information,
+    dsbs_lossy_wyner,
+    dsbs_lossy_wyner_achiever,
+    evaluate_pair,
+    joint_rate_distortion_point,
+    markov_receive_max,
+    search_theorem1,
+    theorem1_counterexample,
+    theorem1_counterexample_numbers,
+)
 from gwnlib.theory.common_information import doubly_symmetric_binary_source, wyner_dsbs
 from gwnlib.theory.entropy import (
     binary_entropy,
@@ -20,18 +32,6 @@ from gwnlib.theory.rate_distortion import (
     joint_rate_distortion,
     joint_rate_distortion_at,
     rate_distortion,
-)
-from gwnlib.theory.theorem1 import (
-    binary_symmetric_channel,
-    conditional_interaction_information,
-    dsbs_lossy_wyner,
-    dsbs_lossy_wyner_achiever,
-    evaluate_pair,
-    joint_rate_distortion_point,
-    markov_receive_max,
-    search_theorem1,
-    theorem1_counterexample,
-    theorem1_counterexample_numbers,
 )
 
 H2 = hamming_distortion(2)

@@ -8,7 +8,8 @@ common information"). NumPy, float64, bits.
   trade-off, and the book's example sources (DSBS, common bit + DSBS).
 - :mod:`~gwnlib.theory.gaussian`: closed forms for a jointly Gaussian pair.
 - :mod:`~gwnlib.theory.gray_wyner`: the region's lower bounds (Fig. 1), transmit and receive rates.
-- :mod:`~gwnlib.theory.theorem1`: Theorem 1 (Eqs. 6-7) checked: pairs of test channels measured
+- :mod:`~gwnlib.theory.theorem1` (with ``theorem1_counterexample`` and ``theorem1_search``):
+  Theorem 1 (Eqs. 6-7) checked: pairs of test channels measured
   against its two sets, the counterexample to Lemma 1, the Markov-chain repair and a search.
 """
 
@@ -52,19 +53,23 @@ from gwnlib.theory.rate_distortion import (
 )
 from gwnlib.theory.theorem1 import (
     PairEvaluation,
-    Theorem1Case,
-    Theorem1Counterexample,
-    Theorem1Search,
-    binary_symmetric_channel,
     conditional_interaction_information,
-    dsbs_lossy_wyner,
-    dsbs_lossy_wyner_achiever,
     evaluate_pair,
     joint_rate_distortion_point,
-    markov_receive_max,
-    search_theorem1,
+)
+from gwnlib.theory.theorem1_counterexample import (
+    Theorem1Counterexample,
+    binary_symmetric_channel,
+    dsbs_lossy_wyner,
+    dsbs_lossy_wyner_achiever,
     theorem1_counterexample,
     theorem1_counterexample_numbers,
+)
+from gwnlib.theory.theorem1_search import (
+    Theorem1Case,
+    Theorem1Search,
+    markov_receive_max,
+    search_theorem1,
 )
 
 __all__ = [
