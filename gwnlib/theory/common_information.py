@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gwnlib.theory.checks import check_count, check_crossover, check_positive
 from gwnlib.theory.entropy import (
     binary_entropy,
     check_pmf,
@@ -61,7 +62,7 @@ def doubly_symmetric_binary_source(crossover: float) -> np.ndarray:
     example, with I(X; Y) = 1 - h(a) (Cover & Thomas Eq. 2.45). ``crossover`` a must lie in
     [0, 1/2].
     """
-    a = _check_crossover(crossover)
+    a = check_crossover(crossover)
     return np.array([[(1 - a) / 2, a / 2], [a / 2, (1 - a) / 2]], dtype=np.float64)
 
 
@@ -88,7 +89,7 @@ def wyner_dsbs(crossover: float) -> float:
     optimal W (a fair bit) to X and to Y, so that a1 * (1 - a1) * 2 = a. ``crossover`` a must lie
     in [0, 1/2]; C falls from 1 bit (a = 0) to 0 (a = 1/2).
     """
-    a = _check_crossover(crossover)
+    a = check_crossover(crossover)
     a1 = (1 - np.sqrt(1 - 2 * a)) / 2
     return float(1 + binary_entropy(a) - 2 * binary_entropy(a1))
 
@@ -224,10 +225,10 @@ def wyner_common_information(
     p = check_pmf(p_xy, ndim=2, name="p_xy")
     _check_base(base)
     n_w = _check_n_w(n_w, p)
-    restarts = _check_int("restarts", restarts, minimum=0)
-    max_iter = _check_int("max_iter", max_iter, minimum=1)
-    tol = _check_positive("tol", tol)
-    feasibility_tol = _check_positive("feasibility_tol", feasibility_tol)
+    restarts = check_count("restarts", restarts, minimum=0)
+    max_iter = check_count("max_iter", max_iter, minimum=1)
+    tol = check_positive("tol", tol)
+    feasibility_tol = check_positive("feasibility_tol", feasibility_tol)
     stages = np.array(PENALTY_SCHEDULE) * _penalty_scale(p)
     candidates, iterations = _search(
         p, stages, n_w, restarts, seed, tol * np.log(base), max_iter, project="only"
@@ -367,7 +368,7 @@ def _gray_wyner_candidates(p_xy, beta, n_w, restarts, seed, tol, max_iter, base,
     """Solutions (log q) of the Gray-Wyner problem at ``beta`` and their objectives (nats)."""
     p = check_pmf(p_xy, ndim=2, name="p_xy")
     _check_base(base)
-    tol = _check_positive("tol", tol) * np.log(base)
+    tol = check_positive("tol", tol) * np.log(base)
     if beta == 1:  # the limit beta -> 1+: Wyner's W
         stages, project = np.array(PENALTY_SCHEDULE) * _penalty_scale(p), "only"
     else:
@@ -388,8 +389,8 @@ def _search(p, stages, n_w, restarts, seed, tol, max_iter, project, warm_starts=
     appended.
     """
     n_w = _check_n_w(n_w, p)
-    restarts = _check_int("restarts", restarts, minimum=0)
-    max_iter = _check_int("max_iter", max_iter, minimum=1)
+    restarts = check_count("restarts", restarts, minimum=0)
+    max_iter = check_count("max_iter", max_iter, minimum=1)
     rng = np.random.default_rng(seed)
     z, start_stage = _starts(p, n_w, restarts, rng, n_stages=len(stages))
     warm = list(warm_starts)
@@ -583,13 +584,6 @@ def _continuation(p, z, start_stage, stages, rng, tol, max_iter):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_crossover(crossover) -> float:
-    a = float(crossover)
-    if not 0.0 <= a <= 0.5:
-        raise ValueError(f"crossover must be a probability in [0, 1/2]; got {crossover!r}")
-    return a
-
-
 def _check_beta(beta) -> float:
     b = float(beta)
     if not 1.0 <= b <= 2.0:
@@ -600,18 +594,6 @@ def _check_beta(beta) -> float:
 def _check_base(base) -> None:
     if not (np.isfinite(base) and base > 0 and base != 1):
         raise ValueError(f"base must be a positive number other than 1 (2 for bits); got {base!r}")
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value) -> float:
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number; got {value!r}")
-    return float(value)
 
 
 def _check_channel(q, p: np.ndarray, n_w) -> np.ndarray:
@@ -629,4 +611,4 @@ def _check_channel(q, p: np.ndarray, n_w) -> np.ndarray:
 def _check_n_w(n_w, p: np.ndarray) -> int:
     if n_w is None:
         return p.shape[0] * p.shape[1]
-    return _check_int("n_w", n_w, minimum=1)
+    return check_count("n_w", n_w, minimum=1)

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gwnlib.theory.checks import check_positive
 from gwnlib.theory.entropy import (
     check_pmf,
     conditional_mutual_information,
@@ -370,23 +371,3 @@ def _marginal_rate(p_x, d, target: float, name: str, base: float) -> float:
     if target >= zero_rate:
         return 0.0
     return rate_distortion(p_x, d, max(target, least), base=base).rate
-
-
-def check_crossover(crossover) -> float:
-    a = float(crossover)
-    if not 0.0 <= a <= 0.5:
-        raise ValueError(f"crossover must be a probability in [0, 1/2]; got {crossover!r}")
-    return a
-
-
-def check_positive(name: str, value) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return value
-
-
-def check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)

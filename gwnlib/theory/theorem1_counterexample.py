@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gwnlib.theory.checks import check_crossover
 from gwnlib.theory.common_information import (
     doubly_symmetric_binary_source,
     gacs_korner,
@@ -26,7 +27,6 @@ from gwnlib.theory.rate_distortion import (
 )
 from gwnlib.theory.theorem1 import (
     PairEvaluation,
-    check_crossover,
     evaluate_pair,
     pair_interaction,
 )

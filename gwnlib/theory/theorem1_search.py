@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gwnlib.theory.checks import check_count, check_positive
 from gwnlib.theory.common_information import (
     wyner_common_information,
 )
@@ -25,8 +26,6 @@ from gwnlib.theory.rate_distortion import (
 from gwnlib.theory.theorem1 import (
     DEFAULT_TOLERANCE,
     check_channel,
-    check_count,
-    check_positive,
     evaluate_pair,
     pair_interaction,
 )
