@@ -28,6 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gwnlib.theory.alternating import (
+    TINY,
+    component_labels,
+    continuation,
+    exact_starts,
+    minimise,
+    normalise,
+    objective,
+    starts,
+)
 from gwnlib.theory.checks import check_count, check_crossover, check_positive
 from gwnlib.theory.entropy import (
     binary_entropy,
@@ -44,10 +54,6 @@ PENALTY_SCHEDULE = (2.0, 5.0, 10.0, 30.0, 100.0)
 #: The largest lambda the Gray-Wyner search iterates at (beta closer to 1 than 1 / MAX_PENALTY
 #: is searched at this lambda; every candidate is still compared on the exact objective).
 MAX_PENALTY = 1e3
-
-_TINY = 1e-300  # floor under probabilities before a log
-_LOG_FLOOR = -800.0  # floor of log q(w | x, y); exp(-800) is 0 in float64
-_PERTURBATION = 0.02  # size of the log-space jitter that separates coinciding components
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,7 +129,7 @@ def gacs_korner(p_xy, base: float = 2) -> GacsKorner:
     """
     p = check_pmf(p_xy, ndim=2, name="p_xy")
     _check_base(base)
-    labels = _component_labels(p)
+    labels = component_labels(p)
     components, masses = [], []
     for label in range(int(labels.max()) + 1):
         xs, ys = np.nonzero(labels == label)
@@ -132,34 +138,6 @@ def gacs_korner(p_xy, base: float = 2) -> GacsKorner:
     probabilities = np.array(masses, dtype=np.float64)
     probabilities = probabilities / probabilities.sum()  # remove rounding; masses sum to 1
     return GacsKorner(entropy(probabilities, base), components, probabilities)
-
-
-def _component_labels(p: np.ndarray) -> np.ndarray:
-    """Connected-component index of every cell with p > 0 (-1 elsewhere), by union-find.
-
-    Nodes are rows 0..nx-1 and columns nx..nx+ny-1; each positive cell joins its row and column.
-    Components are numbered in order of their smallest row.
-    """
-    nx, ny = p.shape
-    parent = list(range(nx + ny))
-
-    def find(node: int) -> int:
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]  # path halving
-            node = parent[node]
-        return node
-
-    cells = np.argwhere(p > 0)
-    for x, y in cells:
-        root_x, root_y = find(int(x)), find(nx + int(y))
-        if root_x != root_y:
-            parent[max(root_x, root_y)] = min(root_x, root_y)
-    labels = np.full(p.shape, -1, dtype=np.int64)
-    numbering: dict[int, int] = {}
-    for x, y in cells:  # argwhere is in row-major order, so rows appear in increasing order
-        root = find(int(x))
-        labels[x, y] = numbering.setdefault(root, len(numbering))
-    return labels
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +187,7 @@ def wyner_common_information(
         q(w | x, y)  proportional to  p(w) [p(x | w) p(y | w)] ** (1 / beta)
 
     never increases the objective (each factor minimises a variational bound, as in Blahut 1972;
-    see :func:`_update`), accelerated by SQUAREM (Varadhan & Roland 2008). For nearly independent
+    see :func:`update`), accelerated by SQUAREM (Varadhan & Roland 2008). For nearly independent
     X and Y the schedule is stretched (:func:`_penalty_scale`). Last, plain updates at beta = 1,
     which are EM for the latent-class model p(w) p(x | w) p(y | w), drive I(X; Y | W) to 0 and
     land on an exact Markov chain next to the penalised optimum.
@@ -322,7 +300,7 @@ def lossless_gray_wyner(
     """
     beta = _check_beta(beta)
     p = check_pmf(p_xy, ndim=2, name="p_xy")
-    warm = [np.log(np.maximum(_check_channel(q, p, n_w), _TINY)) for q in warm_starts]
+    warm = [np.log(np.maximum(_check_channel(q, p, n_w), TINY)) for q in warm_starts]
     candidates, _ = _gray_wyner_candidates(p, beta, n_w, restarts, seed, tol, max_iter, base, warm)
     return _best_point(candidates, _all_rates(p, candidates, base), beta)
 
@@ -376,7 +354,7 @@ def _gray_wyner_candidates(p_xy, beta, n_w, restarts, seed, tol, max_iter, base,
         stages = np.array([lam for lam in PENALTY_SCHEDULE if lam < penalty] + [penalty])
         project = "add" if penalty > PENALTY_SCHEDULE[-1] else "no"  # near 1: offer Wyner's W
     z, _ = _search(p, stages, n_w, restarts, seed, tol, max_iter, project, warm_starts)
-    return z, _objective(p, z, np.full(len(z), beta))
+    return z, objective(p, z, np.full(len(z), beta))
 
 
 def _search(p, stages, n_w, restarts, seed, tol, max_iter, project, warm_starts=()):
@@ -392,17 +370,17 @@ def _search(p, stages, n_w, restarts, seed, tol, max_iter, project, warm_starts=
     restarts = check_count("restarts", restarts, minimum=0)
     max_iter = check_count("max_iter", max_iter, minimum=1)
     rng = np.random.default_rng(seed)
-    z, start_stage = _starts(p, n_w, restarts, rng, n_stages=len(stages))
+    z, start_stage = starts(p, n_w, restarts, rng, n_stages=len(stages))
     warm = list(warm_starts)
     if warm:
-        z = np.concatenate([z, _normalise(np.stack(warm))])
+        z = np.concatenate([z, normalise(np.stack(warm))])
         start_stage = np.concatenate([start_stage, np.full(len(warm), len(stages) - 1)])
-    z, iterations = _continuation(p, z, start_stage, stages, rng, tol, max_iter)
+    z, iterations = continuation(p, z, start_stage, stages, rng, tol, max_iter)
     if project != "no":
-        projected, more = _minimise(p, z, np.ones(len(z)), tol, max_iter, accelerate=False)
+        projected, more = minimise(p, z, np.ones(len(z)), tol, max_iter, accelerate=False)
         iterations += more
         z = projected if project == "only" else np.concatenate([z, projected])
-    return np.concatenate([z, _exact_starts(p, n_w)]), iterations
+    return np.concatenate([z, exact_starts(p, n_w)]), iterations
 
 
 def _best_point(candidates: np.ndarray, rates: np.ndarray, beta: float) -> GrayWynerPoint:
@@ -437,149 +415,6 @@ def _rates(p: np.ndarray, q: np.ndarray, base: float) -> tuple[float, float, flo
 
 
 # --------------------------------------------------------------------------------------------
-# The alternating minimisation (all restarts at once, as a batch along axis 0)
-# --------------------------------------------------------------------------------------------
-
-
-def _starts(p: np.ndarray, n_w: int, restarts: int, rng, n_stages: int):
-    """Initial log q[b, x, y, w] and the continuation stage at which each start begins.
-
-    Random starts are Dirichlet(1) channels, beginning at stages 0, 1, 2, ... in turn so that
-    they do not all follow one path; smoothed structured starts (W = X, W = Y, W = the
-    Gacs-Korner part) begin at the last stage.
-    """
-    nx, ny = p.shape
-    random = np.log(np.maximum(rng.dirichlet(np.ones(n_w), size=(restarts, nx, ny)), _TINY))
-    structured = [np.log(0.9 * _one_hot(lab, n_w) + 0.1 / n_w) for lab in _labelings(p, n_w)]
-    z = np.concatenate([random, np.array(structured).reshape(-1, nx, ny, n_w)])
-    stage = np.concatenate(
-        [np.arange(restarts) % n_stages, np.full(len(structured), n_stages - 1)]
-    ).astype(np.int64)
-    return _normalise(z), stage
-
-
-def _exact_starts(p: np.ndarray, n_w: int) -> np.ndarray:
-    """Deterministic W (const, X, Y, Gacs-Korner part, (X, Y)) as log q, where n_w allows."""
-    nx, ny = p.shape
-    labels = _labelings(p, n_w) + [np.zeros((nx, ny), dtype=np.int64)]
-    if n_w >= nx * ny:
-        labels.append(np.arange(nx * ny).reshape(nx, ny))
-    ones = np.array([_one_hot(lab, n_w) for lab in labels])
-    return np.maximum(np.log(np.maximum(ones, _TINY)), _LOG_FLOOR)
-
-
-def _labelings(p: np.ndarray, n_w: int) -> list[np.ndarray]:
-    """Labels w(x, y) for W = X, W = Y and W = the Gacs-Korner part, those that fit in n_w."""
-    nx, ny = p.shape
-    common = np.maximum(_component_labels(p), 0)  # zero cells: any label
-    labels = [np.repeat(np.arange(nx)[:, None], ny, 1), np.repeat(np.arange(ny)[None], nx, 0)]
-    if common.max() > 0:
-        labels.append(common)
-    return [lab for lab in labels if lab.max() < n_w]
-
-
-def _one_hot(labels: np.ndarray, n_w: int) -> np.ndarray:
-    return (labels[..., None] == np.arange(n_w)).astype(np.float64)
-
-
-def _normalise(z: np.ndarray) -> np.ndarray:
-    """Log-softmax over the last axis, floored at _LOG_FLOOR."""
-    z = z - z.max(axis=-1, keepdims=True)
-    z = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    return np.maximum(z, _LOG_FLOOR)
-
-
-def _update(p: np.ndarray, z: np.ndarray, beta: np.ndarray):
-    """One Blahut-Arimoto-style step: log q <- log p(w) + [log p(x|w) + log p(y|w)] / beta.
-
-    Each factor minimises a variational upper bound of the objective with the others fixed
-    (I(X, Y; W) <= E log q / r(w) and H(X | W) <= -E log s(x | w), equal at r = p(w) and
-    s = p(x | w)), so the objective never increases. Returns the new log q and the objective
-    beta I(X, Y; W) + H(X | W) + H(Y | W), in nats, of the *input* z (one value per restart).
-    """
-    p_xyw = p[None, :, :, None] * np.exp(z)
-    p_xw, p_yw = p_xyw.sum(axis=2), p_xyw.sum(axis=1)
-    p_w = p_xw.sum(axis=1)
-    log_p_w = np.log(np.maximum(p_w, _TINY))
-    log_px_w = np.log(np.maximum(p_xw, _TINY)) - log_p_w[:, None, :]
-    log_py_w = np.log(np.maximum(p_yw, _TINY)) - log_p_w[:, None, :]
-    info = (p_xyw * z).sum(axis=(1, 2, 3)) - (p_w * log_p_w).sum(axis=1)
-    private = (p_xw * log_px_w).sum(axis=(1, 2)) + (p_yw * log_py_w).sum(axis=(1, 2))
-    likelihood = log_px_w[:, :, None, :] + log_py_w[:, None, :, :]
-    z_new = _normalise(log_p_w[:, None, None, :] + likelihood / beta[:, None, None, None])
-    return z_new, beta * info - private
-
-
-def _objective(p: np.ndarray, z: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """beta I(X, Y; W) + H(X | W) + H(Y | W) in nats, one value per restart."""
-    return _update(p, z, beta)[1]
-
-
-def _squarem(p: np.ndarray, z: np.ndarray, beta: np.ndarray):
-    """One SQUAREM step (Varadhan & Roland 2008, scheme S3) of :func:`_update`, in log space.
-
-    From z0: z1 = U(z0), z2 = U(z1), extrapolate z' = z0 - 2 a r + a^2 v (r = z1 - z0,
-    v = z2 - 2 z1 + z0, a = -|r| / |v|, at most -1), then z3 = U(z'). A restart keeps z3 when
-    f(z') <= f(z1), else falls back to z2, so the objective never increases. Returns the new z
-    and f(z0).
-    """
-    z1, f0 = _update(p, z, beta)
-    z2, f1 = _update(p, z1, beta)
-    r, v = z1 - z, z2 - 2 * z1 + z
-    r_norm = np.sqrt((r**2).sum(axis=(1, 2, 3)))
-    v_norm = np.sqrt((v**2).sum(axis=(1, 2, 3)))
-    alpha = -np.clip(r_norm / np.maximum(v_norm, _TINY), 1.0, 1e3)[:, None, None, None]
-    with np.errstate(over="ignore", invalid="ignore"):
-        z3, f_extrapolated = _update(p, _normalise(z - 2 * alpha * r + alpha**2 * v), beta)
-    accept = np.isfinite(f_extrapolated) & (f_extrapolated <= f1)
-    return np.where(accept[:, None, None, None], z3, z2), f0
-
-
-def _minimise(p, z, beta, tol: float, max_iter: int, accelerate: bool = True):
-    """Updates at fixed beta until no restart gains more than ``tol`` (nats) per round.
-
-    A round is one SQUAREM step (three updates) when ``accelerate``, else ten plain updates,
-    which move the least (used for the final projection onto Markov chains). Stops after at
-    most ``max_iter`` updates; returns (z, updates made).
-    """
-    f = None
-    updates = 0
-    while updates < max_iter and len(z):
-        if accelerate:
-            z, f_new = _squarem(p, z, beta)
-            updates += 3
-        else:
-            z, f_new = _update(p, z, beta)
-            for _ in range(9):
-                z, _ = _update(p, z, beta)
-            updates += 10
-        if f is not None and np.max(f - f_new) < tol:
-            break
-        f = f_new
-    return z, updates
-
-
-def _continuation(p, z, start_stage, stages, rng, tol, max_iter):
-    """Run :func:`_minimise` at penalty lambda = stages[k] (beta = 1 + 1 / lambda) for
-    k = 0, 1, ...; a start joins at its ``start_stage`` and is left untouched before that. Each
-    stage after the first begins with a small jitter of log q, so that components that have
-    merged can separate again."""
-    iterations = 0
-    z = z.copy()
-    for k, penalty in enumerate(stages):
-        active = start_stage <= k
-        if not np.any(active):
-            continue
-        z_active = z[active]
-        if k > 0:
-            z_active = _normalise(z_active + _PERTURBATION * rng.standard_normal(z_active.shape))
-        beta = np.full(len(z_active), 1.0 + 1.0 / penalty)
-        z[active], steps = _minimise(p, z_active, beta, tol, max_iter)
-        iterations += steps
-    return z, iterations
-
-
-# --------------------------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------------------------
 
@@ -605,7 +440,7 @@ def _check_channel(q, p: np.ndarray, n_w) -> np.ndarray:
             f"warm_starts must be channels q[x, y, w] of shape {shape} with entries >= 0; "
             f"got shape {q.shape}"
         )
-    return q / np.maximum(q.sum(axis=2, keepdims=True), _TINY)
+    return q / np.maximum(q.sum(axis=2, keepdims=True), TINY)
 
 
 def _check_n_w(n_w, p: np.ndarray) -> int:
