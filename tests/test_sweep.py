@@ -361,10 +361,10 @@ def bench_row(codec, variant, samples_per_s, points=1, size="synthetic smoke siz
 
 
 def test_a_plan_finishes_the_most_points_a_budget_allows():
-    """``bench.plan``: every point costed to its last epoch; one fused group at the ``fused``
+    """``plan.plan``: every point costed to its last epoch; one fused group at the ``fused``
     row's rate, or eager runs one after another; the most finished points win, then the
     quickest; with nothing that fits, the quickest single point, marked as not fitting."""
-    from gwnlib.training.bench import plan, point_samples
+    from gwnlib.training.plan import plan, point_samples
 
     joint = named("synthetic", "paper").select(codec="joint").configs()
     work = point_samples(joint[0])

@@ -593,7 +593,7 @@ def test_one_benchmark_file_holds_several_sizes(tmp_path, monkeypatch):
 
 
 def test_step_flops_are_per_sample_and_agree_with_a_hand_count():
-    from gwnlib.training.bench import step_flops
+    from gwnlib.training.plan import step_flops
 
     one = step_flops("shared", preset="smoke", samples=1)
     three = step_flops("shared", preset="smoke", samples=3)
@@ -622,7 +622,7 @@ def test_step_flops_are_per_sample_and_agree_with_a_hand_count():
 
 
 def test_sweep_cost_is_every_point_to_its_last_epoch():
-    from gwnlib.training.bench import sweep_cost
+    from gwnlib.training.plan import sweep_cost
     from gwnlib.training.sweep import named
 
     sweep = named("synthetic", "smoke")

@@ -155,7 +155,7 @@ def add_sweep_parser(commands) -> None:
         default=None,
         metavar="SECONDS",
         help="train only the pending points that fit SECONDS on this device, fused or one after "
-        "another (gwnlib.training.bench.plan), from the throughputs in --bench; points already "
+        "another (gwnlib.training.plan.plan), from the throughputs in --bench; points already "
         "in the committed results are skipped",
     )
     sweep.add_argument(
@@ -338,7 +338,7 @@ def sweep_command(args) -> int:
 
 
 def _budgeted(sweep, args):
-    """``sweep`` cut to the points :func:`gwnlib.training.bench.plan` says fit ``--budget`` seconds
+    """``sweep`` cut to the points :func:`gwnlib.training.plan.plan` says fit ``--budget`` seconds
     on
     this device, and the executor it chose; the plan is printed. Points whose results are
     already committed are left out."""
@@ -346,7 +346,8 @@ def _budgeted(sweep, args):
 
     from gwnlib.files import read_json
     from gwnlib.runtime import device, hardware
-    from gwnlib.training.bench import BENCH_REMEDY, FINISH_SECONDS, measured_at, plan
+    from gwnlib.training.bench import BENCH_REMEDY, measured_at
+    from gwnlib.training.plan import FINISH_SECONDS, plan
 
     if args.executor is not None:
         raise ValueError(
