@@ -14,8 +14,7 @@ import torch
 
 from gwnlib.__main__ import main
 from gwnlib.analysis import paper
-from gwnlib.training import runs, train
-from gwnlib.training import sweep as sweep_module
+from gwnlib.training import executors, runs, train
 from gwnlib.training.sweep import SWEEPS, Sweep, expand, named, sweep_time
 
 # Tiny points: one epoch of the synthetic smoke preset each.
@@ -163,7 +162,7 @@ def test_a_sequential_sweep_gathers_one_row_per_point(sequential):
 
 def test_finished_points_are_skipped(sequential, monkeypatch):
     s, table = sequential
-    monkeypatch.setattr(sweep_module, "fit", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(executors, "fit", lambda *a, **k: pytest.fail("trained again"))
     pd.testing.assert_frame_equal(s.run(device="cpu", progress=False), table)
 
 
@@ -187,12 +186,12 @@ def test_a_killed_sweep_resumes_without_losing_or_repeating_points(tmp_path):
     assert 2 <= len(before) < 4
 
     trained = []
-    real_fit = sweep_module.fit
-    sweep_module.fit = lambda config, **kw: trained.append(config.key) or real_fit(config, **kw)
+    real_fit = executors.fit
+    executors.fit = lambda config, **kw: trained.append(config.key) or real_fit(config, **kw)
     try:
         table = s.run(device="cpu", progress=False)
     finally:
-        sweep_module.fit = real_fit
+        executors.fit = real_fit
     assert len(table) == 4
     assert set(trained) == set(finished) - set(before)  # only the unfinished points ran
     assert all(finished[k].stat().st_mtime_ns == t for k, t in before.items())  # untouched
@@ -214,8 +213,8 @@ def test_pool_workers_take_the_gpus_in_turn(monkeypatch):
     threads = torch.get_num_threads()
     try:
         for _ in range(5):
-            sweep_module._pool_init(1, counter, gpus=2)
-        sweep_module._pool_init(1, counter, gpus=1)  # one GPU (or none): nothing to choose
+            executors.pool_init(1, counter, gpus=2)
+        executors.pool_init(1, counter, gpus=1)  # one GPU (or none): nothing to choose
     finally:
         torch.set_num_threads(threads)
     assert chosen == [0, 1, 0, 1, 0]
@@ -238,7 +237,7 @@ def test_warm_started_points_run_after_the_points_they_start_from(tmp_path, exec
     # Grid order puts eta = 0.5 (which starts from eta = 0.1) first; the waves reorder it.
     s = Sweep("synthetic", {"codec": ["joint"], "eta": [0.5, 1.0, 0.1]}, root=tmp_path,
               settings={**SETTINGS, "init_eta": 0.1})  # fmt: skip
-    assert [[c.eta for c in wave] for wave in sweep_module._waves(s.pending())] == [
+    assert [[c.eta for c in wave] for wave in executors.waves(s.pending())] == [
         [0.1],
         [0.5, 1.0],
     ]
@@ -267,14 +266,14 @@ def test_the_slurm_path_one_job_per_point_with_the_debug_executor(sequential, tm
 
 
 def test_failed_points_are_reported_together_after_the_others(tmp_path, monkeypatch):
-    real_fit = sweep_module.fit
+    real_fit = executors.fit
 
     def flaky(config, **kwargs):
         if config.eta == 0.1:
             raise RuntimeError("out of memory")
         return real_fit(config, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "fit", flaky)
+    monkeypatch.setattr(executors, "fit", flaky)
     s = tiny(tmp_path, {"codec": ["joint"], "eta": [0.1, 1.0]})
     with pytest.raises(RuntimeError, match=r"1 of 2 point\(s\) failed:\n  joint beta=1 eta=0.1"):
         s.run(device="cpu", progress=False)
@@ -289,7 +288,7 @@ def test_export_load_and_load_or_run(sequential, tmp_path, monkeypatch):
     loaded = s.load(tmp_path)
     assert len(loaded) == 4 and {"preset", "hardware", "date"} <= set(loaded.columns)
     assert loaded["rate_transmit"].tolist() == pytest.approx(table["rate_transmit"].tolist())
-    monkeypatch.setattr(sweep_module, "fit", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(executors, "fit", lambda *a, **k: pytest.fail("trained"))
     assert (s.load_or_run(tmp_path)["source"] == "committed").all()
     # Exporting a subset keeps the other points' rows, and drops rows that are no point of the
     # grid: runs of an older model revision (other keys) or of other settings.

@@ -127,7 +127,8 @@ def bench(args) -> int:
 
 def add_sweep_parser(commands) -> None:
     from gwnlib.training.accel import AMP_MODES
-    from gwnlib.training.sweep import CLUSTERS, EXECUTORS, SWEEPS
+    from gwnlib.training.executors import CLUSTERS
+    from gwnlib.training.sweep import EXECUTORS, SWEEPS
 
     sweep = commands.add_parser(
         "sweep", help="train a chapter's sweep (resumable; finished points are skipped)"

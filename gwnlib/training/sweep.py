@@ -25,38 +25,36 @@ and date) when they exist, else train.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import itertools
-import multiprocessing
-import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import torch
-from tqdm.auto import tqdm
 
-from gwnlib.experiments import DATASETS, RunConfig, from_dict, resolve
+from gwnlib.experiments import DATASETS, RunConfig, resolve
 from gwnlib.experiments.config import QUALITY_COLUMNS
 from gwnlib.files import DamagedFile, atomic_write
-from gwnlib.runtime import check_int, check_preset, results_dir, runs_dir, show_progress
+from gwnlib.runtime import check_preset, results_dir, runs_dir, show_progress
+from gwnlib.training.executors import (
+    run_fused,
+    run_pool,
+    run_sequential,
+    run_submitit,
+    waves,
+)
 from gwnlib.training.runs import (
     RunInProgress,
     is_finished,
     is_in_progress,
     load_metrics,
     run_dir,
-    warm_start_source,
 )
-from gwnlib.training.train import fit
 
 #: Ways to execute a sweep's points.
 EXECUTORS = ("sequential", "pool", "slurm", "fused")
-#: submitit clusters for the ``"slurm"`` executor (``None``: Slurm when ``sbatch`` exists).
-CLUSTERS = ("slurm", "local", "debug")
 
 #: The paper's synthetic etas (Tables 2-5) and coloured-MNIST etas (Table 6).
 SYNTHETIC_ETAS = (0.001, 0.01, 0.1, 0.5, 1.0)
@@ -250,9 +248,10 @@ class Sweep:
 
         ``executor``: one of :data:`EXECUTORS`. ``workers``: processes of the ``"pool"``
         executor (default: up to 4, one per 2 CPU cores). For ``"slurm"``: ``cluster`` (one of
-        :data:`CLUSTERS`; default Slurm when available, else local processes), ``array`` (one
-        job array rather than one job per point), ``wait`` (block until the jobs end; False
-        returns the results finished so far at once), ``slurm``: submitit parameters, e.g.
+        :data:`~gwnlib.training.executors.CLUSTERS`; default Slurm when available, else local
+        processes), ``array`` (one job array rather than one job per point), ``wait`` (block
+        until the jobs end; False returns the results finished so far at once), ``slurm``:
+        submitit parameters, e.g.
         ``{"gpus_per_node": 1, "timeout_min": 600, "slurm_partition": "gpu",
         "cpus_per_task": 8}``. Points that fail are reported together at the end (a
         ``RuntimeError`` naming them) after the others have run.
@@ -275,16 +274,16 @@ class Sweep:
             "channels_last": channels_last,
         }
         failures = []
-        for wave in _waves(pending):  # warm-started points after the runs they start from
+        for wave in waves(pending):  # warm-started points after the runs they start from
             jobs = [(c.to_dict(), options) for c in wave]
             if executor == "sequential":
-                failures += _run_sequential(jobs, progress)
+                failures += run_sequential(jobs, progress)
             elif executor == "pool":
-                failures += _run_pool(jobs, workers, progress)
+                failures += run_pool(jobs, workers, progress)
             elif executor == "fused":
-                failures += _run_fused(wave, options, progress)
+                failures += run_fused(wave, options, progress)
             else:
-                failures += _run_submitit(jobs, self, cluster, array, wait, slurm or {}, progress)
+                failures += run_submitit(jobs, self, cluster, array, wait, slurm or {}, progress)
         if failures:
             lines = "\n".join(f"  {label}: {error}" for label, error in failures)
             raise RuntimeError(f"{len(failures)} of {len(pending)} point(s) failed:\n{lines}")
@@ -509,164 +508,3 @@ def _matches(config: RunConfig, where: dict) -> bool:
         if values[name] not in _as_list(wanted):
             return False
     return True
-
-
-# --------------------------------------------------------------------------------------------
-# One point, and the executors
-# --------------------------------------------------------------------------------------------
-
-
-def run_point(config: dict, options: dict) -> dict:
-    """Train one point (a config dict) to the end; what every executor calls. A point that
-    another process is training is skipped (``{"key": ..., "skipped": "in progress"}``)."""
-    resolved = from_dict(config)
-    try:
-        return fit(
-            resolved,
-            root=options["root"],
-            device=options["device"],
-            amp=options["amp"],
-            compile=options["compile"],
-            channels_last=options.get("channels_last", False),
-            progress=options.get("progress", False),
-        )
-    except RunInProgress:
-        return {"key": resolved.key, "skipped": "in progress"}
-
-
-def _label(config: dict) -> str:
-    return from_dict(config).label()
-
-
-def _run_sequential(jobs, progress):
-    failures = []
-    for config, options in tqdm(jobs, desc="sweep", unit="run", disable=not progress):
-        try:
-            run_point(config, {**options, "progress": progress})
-        except Exception as exc:  # noqa: BLE001  (reported with the others at the end)
-            failures.append((_label(config), f"{type(exc).__name__}: {exc}"))
-    return failures
-
-
-def _waves(pending: list[RunConfig]) -> list[list[RunConfig]]:
-    """``pending`` in two waves: first the points that start from scratch or from a finished
-    run, then those that start from a pending one (``init_eta``; see
-    :func:`gwnlib.training.train.warm_start`)."""
-    keys = {config.key for config in pending}
-    later = [c for c in pending if (s := warm_start_source(c)) is not None and s.key in keys]
-    first = [c for c in pending if c not in later]
-    return [wave for wave in (first, later) if wave]
-
-
-def _run_fused(pending, options, progress):
-    from gwnlib.training.fused import fit_fused, groups
-
-    failures = []
-    for group in groups(pending):
-        try:
-            fit_fused(
-                group,
-                root=options["root"],
-                device=options["device"],
-                amp=options["amp"],
-                compile=options["compile"],
-                progress=progress,
-            )
-        except Exception as exc:  # noqa: BLE001  (reported with the others at the end)
-            labels = ", ".join(config.label() for config in group)
-            failures.append((labels, f"{type(exc).__name__}: {exc}"))
-    return failures
-
-
-def _pool_init(threads: int, counter=None, gpus: int = 0, parent: int | None = None) -> None:
-    """A pool worker's set-up: its share of the CPU threads and, when there are several GPUs
-    and the points ask for an unnumbered one ("auto", "cuda"), its own GPU, in turn. The worker
-    dies with ``parent`` (the sweep's process), even one killed with ``kill -9``."""
-    if parent is not None:
-        _die_with(parent)
-    torch.set_num_threads(threads)
-    if gpus > 1:
-        with counter.get_lock():
-            index, counter.value = counter.value, counter.value + 1
-        torch.cuda.set_device(index % gpus)
-
-
-def _die_with(parent: int) -> None:
-    """End this process when ``parent`` dies: at once on Linux (``PR_SET_PDEATHSIG``), else
-    within a second (a daemon thread that watches the parent's pid)."""
-    import signal
-    import sys
-    import threading
-    import time
-
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os._exit(1)
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="gwnlib-parent-watch", daemon=True).start()
-
-
-def _run_pool(jobs, workers, progress):
-    cores = os.cpu_count() or 1
-    if workers is None:
-        workers = max(1, min(4, cores // 2))
-    check_int("workers", workers)
-    if not jobs:
-        return []
-    failures = []
-    context = multiprocessing.get_context("spawn")  # no forked CUDA or thread pools
-    spread = jobs[0][1]["device"] in ("auto", "cuda")  # "cuda:N" and "cpu" stay where they say
-    gpus = torch.cuda.device_count() if spread and torch.cuda.is_available() else 0
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_pool_init,
-        initargs=(max(1, cores // workers), context.Value("i", 0), gpus, os.getpid()),
-    ) as pool:
-        futures = {pool.submit(run_point, config, options): config for config, options in jobs}
-        done = concurrent.futures.as_completed(futures)
-        bar = tqdm(done, total=len(futures), desc="sweep", unit="run", disable=not progress)
-        for future in bar:
-            try:
-                future.result()
-            except Exception as exc:  # noqa: BLE001
-                failures.append((_label(futures[future]), f"{type(exc).__name__}: {exc}"))
-    return failures
-
-
-def _run_submitit(jobs, sweep: Sweep, cluster, array, wait, parameters, progress):
-    import submitit
-
-    if cluster is not None and cluster not in CLUSTERS:
-        raise ValueError(f"cluster must be one of {', '.join(CLUSTERS)}; got {cluster!r}")
-    if not jobs:
-        return []
-    folder = Path(sweep.root) / "submitit" / f"{sweep.name}-{sweep.preset}"
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
-    executor.update_parameters(**{"name": f"gwn-{sweep.name}", **parameters})
-    configs = [config for config, _ in jobs]
-    options = [options for _, options in jobs]
-    if array:
-        submitted = executor.map_array(run_point, configs, options)
-    else:
-        submitted = [executor.submit(run_point, c, o) for c, o in jobs]
-    if not wait:
-        return []
-    failures = []
-    labels = {job.job_id: _label(config) for job, config in zip(submitted, configs, strict=True)}
-    done = submitit.helpers.as_completed(submitted)
-    for job in tqdm(done, total=len(submitted), desc="sweep", unit="job", disable=not progress):
-        try:
-            job.result()
-        except Exception as exc:  # noqa: BLE001
-            failures.append((labels[job.job_id], f"{type(exc).__name__}: {exc}"))
-    return failures
