@@ -71,7 +71,7 @@ def combine(output: dict, d1, d2, beta, eta, gamma) -> dict:
     distortions: ``loss = eta * (beta * r0 + r1 + r2) + d1 + d2 + gamma * aux``, with its terms.
     Losses with more terms (the vision tasks' reconstruction) add them to this one."""
     rates = output["rates"]
-    zero = output["rate_transmit"].new_zeros(())
+    zero = output["z1_hat"].new_zeros(())
     r0, r1, r2 = (rates.get(k, zero) for k in ("r0", "r1", "r2"))
     rate = beta * r0 + r1 + r2
     aux = output["aux"].float()
