@@ -59,15 +59,16 @@ class Wiring:
         codecs."""
         return ("y0", f"y{task}")
 
+    @property
+    def three_channel(self) -> bool:
+        """Whether the codec makes all of Y0, Y1 and Y2: then E splits into E/2 channels each,
+        and Y1 and Y2 are modelled given Y0 (r_i = -log2 P(Y_i | Y0), Eq. 11)."""
+        return len(self.channels) == 3
+
     def widths(self, e: int) -> dict[str, int]:
         """Channels of each latent: E/2 each when there are three, else E."""
-        width = e // 2 if len(self.channels) == 3 else e
+        width = e // 2 if self.three_channel else e
         return {key: width for key in self.channels}
-
-    @property
-    def conditional(self) -> bool:
-        """Whether Y1 and Y2 are modelled given Y0 (r_i = -log2 P(Y_i | Y0), Eq. 11)."""
-        return len(self.channels) == 3
 
 
 WIRINGS: dict[str, Wiring] = {}
@@ -159,7 +160,7 @@ class Independent(Wiring):
 #: The paper's five codecs (Fig. 2 and 8), in the order that numbers them in stream headers.
 CODECS = tuple(WIRINGS)
 #: Codecs that split E into halves (Y0 and a private channel of E/2 each), so E must be even.
-THREE_CHANNEL = tuple(name for name, wiring in WIRINGS.items() if len(wiring.channels) == 3)
+THREE_CHANNEL = tuple(name for name, wiring in WIRINGS.items() if wiring.three_channel)
 
 
 def channels_for(name: str, tasks: Sequence[int]) -> tuple[str, ...]:
@@ -199,7 +200,7 @@ class GrayWynerCodec(nn.Module):
     ):
         super().__init__()
         self.wiring = _wiring(name)
-        if len(self.wiring.channels) == 3 and latent_channels % 2:
+        if self.wiring.three_channel and latent_channels % 2:
             raise ValueError(
                 f"latent_channels must be even for codec {name!r} (it splits E into E/2 common "
                 f"and E/2 private channels); got {latent_channels}"
@@ -210,7 +211,7 @@ class GrayWynerCodec(nn.Module):
         features = in_channels if features is None else features
         self.encoders = nn.ModuleList(self.wiring.encoders(in_channels, e, transform))
         widths = self.wiring.widths(e)
-        condition = widths["y0"] if self.wiring.conditional else None
+        condition = widths["y0"] if self.wiring.three_channel else None
         self.entropy_models = nn.ModuleDict({
             key: LatentEntropyModel(width, None if key == "y0" else condition)
             for key, width in widths.items()
@@ -265,7 +266,7 @@ class GrayWynerCodec(nn.Module):
 
     def likelihoods(self, y: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Elementwise likelihoods of each latent; Y1 and Y2 given Y0 when the codec has Y0."""
-        condition = y.get("y0") if self.wiring.conditional else None
+        condition = y.get("y0") if self.wiring.three_channel else None
         return {
             key: model(y[key], None if key == "y0" else condition)
             for key, model in self.entropy_models.items()

@@ -185,6 +185,10 @@ class DisparityRMSE:
         self.sum_squared_error = 0.0
         self.count = 0
 
+    def pixels(self) -> int:
+        """How many valid pixels have been scored."""
+        return self.count
+
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
         pred, target = _as_tensor("pred", pred), _as_tensor("target", target)

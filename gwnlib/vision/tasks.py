@@ -1145,5 +1145,4 @@ def _evaluate(model: ResampledTask, data, dev: torch.device, recipe: dict) -> di
             metric.update(prediction, batch["segmentation"])
     key = "rmse_px" if model.name == "depth" else "miou"
     # No pixel to score (every one invalid or ignored): NaN, as before the metrics were shared.
-    empty = metric.count == 0 if model.name == "depth" else metric.pixels() == 0
-    return {"loss": float(np.mean(losses)), key: math.nan if empty else metric.compute()}
+    return {"loss": float(np.mean(losses)), key: metric.compute() if metric.pixels() else math.nan}
