@@ -42,9 +42,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 def check_preset(preset: str) -> str:
     """Return ``preset`` if it is one of :data:`PRESETS`, else raise ``ValueError`` naming them."""
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
-    return preset
+    return check_choice("preset", preset, PRESETS)
+
+
+def check_choice(name: str, value, accepted) -> str:
+    """Return ``value`` if it is one of ``accepted``, else raise ``ValueError`` naming the
+    parameter ``name`` and the accepted values."""
+    if value not in accepted:
+        raise ValueError(f"{name} must be one of {', '.join(accepted)}; got {value!r}")
+    return value
 
 
 def check_int(name: str, value, low: int = 1) -> int:

@@ -161,14 +161,15 @@ def test_every_sub_package_names_its_chapters_by_title():
 
 def test_the_extending_page_runs(capsys):
     """book/extending.md: its new codec builds, trains' forward runs, codes to bytes and decodes
-    partially; its dataset sketch registers. The registries are restored afterwards."""
+    partially; its dataset sketch registers; its task model is frozen and passes gradients to the
+    images. The registries are restored afterwards."""
     import re
 
     from gwnlib.experiments.base import EXPERIMENTS
     from gwnlib.model.codecs import CODECS, WIRINGS
 
     page = (PACKAGE.parent / "book" / "extending.md").read_text(encoding="utf-8")
-    codec_code, dataset_code = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    codec_code, dataset_code, task_code = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
     wirings, experiments = dict(WIRINGS), dict(EXPERIMENTS)
     try:
         exec(compile(codec_code, "extending.md", "exec"), {})
@@ -176,6 +177,8 @@ def test_the_extending_page_runs(capsys):
         assert list(WIRINGS)[: len(CODECS)] == list(CODECS)  # the paper's ids unchanged
         exec(compile(dataset_code, "extending.md", "exec"), {})
         assert EXPERIMENTS["mine"].__name__ == "MyExperiment"
+        exec(compile(task_code, "extending.md", "exec"), {})
+        assert "frozen receiver, gradient to the decoded images: " in capsys.readouterr().out
     finally:
         WIRINGS.clear()
         WIRINGS.update(wirings)

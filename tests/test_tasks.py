@@ -1,5 +1,6 @@
-"""Tests of gwnlib.vision.tasks: the frozen task models of the vision experiments (paper Sec. 4.3,
-D.5).
+"""Tests of the frozen task models of the vision experiments (paper Sec. 4.3, D.5): their registry
+(gwnlib.vision.tasks), classes (task_model, dense, detection), network (deeplab), weight files
+(weights), samplers and pretraining.
 
 Every model is built with ``weights=None`` (no download); the one test that fetches the real
 weights runs only with ``GWN_NETWORK=1``.
@@ -15,16 +16,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gwnlib.vision import tasks
-from gwnlib.vision.tasks import (
-    DeepLabV3PlusMobileNetV2,
-    ResampledTask,
-    Resampler,
-    TaskModel,
-    build_task_model,
-    load_deeplab_weights,
-    pretrain,
-)
+from gwnlib.data.cityscapes import DISPARITY_SCALE, IGNORE_INDEX, NUM_CLASSES
+from gwnlib.vision import detection, tasks, weights
+from gwnlib.vision.deeplab import DeepLabV3PlusMobileNetV2
+from gwnlib.vision.dense import SegmentationModel, load_deeplab_weights
+from gwnlib.vision.pretrain import PRETRAIN_PRESETS, pretrain
+from gwnlib.vision.samplers import ResampledTask, Resampler
+from gwnlib.vision.task_model import TaskModel
+from gwnlib.vision.tasks import build_task_model
 
 # Small R-CNN settings so that a CPU forward/backward takes about a second.
 SMALL_RCNN = {
@@ -88,8 +87,8 @@ def models():
 
 def cityscapes_batch(batch=2, height=64, width=128, seed=0):
     g = torch.Generator().manual_seed(seed)
-    segmentation = torch.randint(0, tasks.NUM_CLASSES, (batch, height, width), generator=g)
-    segmentation[:, :8] = tasks.IGNORE_INDEX
+    segmentation = torch.randint(0, NUM_CLASSES, (batch, height, width), generator=g)
+    segmentation[:, :8] = IGNORE_INDEX
     return {
         "image": torch.rand(batch, 3, height, width, generator=g),
         "segmentation": segmentation,
@@ -125,7 +124,9 @@ def inputs_for(name):
 
 def frozen_layers_in_train_mode(model):
     return [
-        n for n, m in model.named_modules() if isinstance(m, tasks._FROZEN_LAYERS) and m.training
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, detection._FROZEN_LAYERS) and m.training
     ]
 
 
@@ -140,12 +141,27 @@ def test_registry():
         "cityscapes": ("segmentation", "depth"),
         "coco": ("detection", "keypoints"),
     }
-    assert tasks.DISPARITY_SCALE == 128.0 and tasks.IGNORE_INDEX == 255
-    assert tasks.SEGMENTATION_WEIGHTS_URL.endswith(
+    assert DISPARITY_SCALE == 128.0 and IGNORE_INDEX == 255
+    assert weights.SEGMENTATION_WEIGHTS_URL.endswith(
         "best_deeplabv3plus_mobilenet_cityscapes_os16.pth?dl=1"
     )
-    assert tasks.SEGMENTATION_WEIGHTS_SHA256 is None
-    assert set(tasks.PRETRAIN_PRESETS) == {"smoke", "short", "paper"}
+    assert weights.SEGMENTATION_WEIGHTS_SHA256 is None
+    assert set(PRETRAIN_PRESETS) == {"smoke", "short", "paper"}
+    # One class per kind, registered once; the names, the dense ones and the loss factors follow.
+    assert {name: cls.__name__ for name, cls in tasks.TASK_MODELS.items()} == {
+        "segmentation": "SegmentationModel",
+        "depth": "DepthModel",
+        "detection": "DetectionModel",
+        "keypoints": "KeypointModel",
+    }
+    assert all(issubclass(cls, TaskModel) for cls in tasks.TASK_MODELS.values())
+    assert tasks.DENSE == weights.PRETRAINED_TASKS == ("segmentation", "depth")
+    assert tasks.LOSS_SCALES == {
+        "segmentation": 19.0,
+        "depth": 1.0,
+        "detection": 1.0,
+        "keypoints": 1.0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -165,7 +181,7 @@ def test_registry():
         (lambda: Resampler(3, factor=0), "factor"),
         (lambda: pretrain("detection", []), "task must be one of segmentation, depth"),
         (lambda: pretrain("depth", [], preset="huge"), "preset must be one of"),
-        (lambda: tasks.pretrained_path("keypoints"), "task must be one of"),
+        (lambda: weights.pretrained_path("keypoints"), "task must be one of"),
     ],
 )
 def test_bad_arguments_raise_value_error(call, match):
@@ -202,7 +218,7 @@ def test_task_models_are_frozen(models, name):
     model.train()
     assert model.training and not model.model.training
     assert frozen_layers_in_train_mode(model) == []
-    assert any(isinstance(m, tasks._FROZEN_LAYERS) for m in model.modules())
+    assert any(isinstance(m, detection._FROZEN_LAYERS) for m in model.modules())
     model.eval()
 
 
@@ -264,7 +280,7 @@ def test_segmentation_loss_is_19_times_cross_entropy(models):
     ignored = torch.full((2, 64, 128), 255)
     image = batch["image"].clone().requires_grad_(True)
     assert model.loss(image, ignored).item() == 0.0
-    rescaled = TaskModel("segmentation", model.model, loss_scale=1.0)
+    rescaled = SegmentationModel(model.model, loss_scale=1.0)
     assert torch.allclose(rescaled.loss(batch["image"], batch) * 19, expected)
 
 
@@ -394,7 +410,7 @@ def test_pretrain_smoke_writes_skips_and_reloads(tmp_path, monkeypatch):
     assert pretrain("depth", data, preset="smoke", device="cpu", root=tmp_path) == path
     assert path.stat().st_mtime_ns == stamp  # the second call skipped training
 
-    checkpoint = tasks._load_file(path)
+    checkpoint = weights.load_checkpoint(path)
     first = build_task_model("depth", weights=path)
     second = build_task_model("depth", weights=str(path))
     assert all(torch.equal(v, first.model.state_dict()[k]) for k, v in checkpoint["model"].items())
@@ -413,7 +429,9 @@ def test_pretrain_smoke_writes_skips_and_reloads(tmp_path, monkeypatch):
     monkeypatch.setenv("GWN_CACHE_DIR", str(tmp_path / "other"))
     (tmp_path / "other" / "weights").mkdir(parents=True)
     (tmp_path / "other" / "weights" / "depth-short-seed0.pt").write_bytes(path.read_bytes())
-    assert tasks.pretrained_path("depth") == tmp_path / "other" / "weights" / "depth-short-seed0.pt"
+    assert (
+        weights.pretrained_path("depth") == tmp_path / "other" / "weights" / "depth-short-seed0.pt"
+    )
     with torch.no_grad():
         assert torch.equal(build_task_model("depth")(images), first(images))
 

@@ -6,7 +6,7 @@ image of the input's size, and a pretrained task model, frozen, turns it into it
 samplers train. The distortion of task i is its task model's own training loss:
 
 - Cityscapes: semantic segmentation (cross-entropy over 19 classes) and disparity
-  (:mod:`gwnlib.vision.tasks`' depth loss on disparity / 128). The task models run at half
+  (:class:`gwnlib.vision.dense.DepthModel`'s loss on disparity / 128). The task models run at half
   resolution between a learned down-sampler and up-sampler (D.5); their losses are computed against
   the full-resolution targets. Because the maps are differentiable functions of the decoded image,
   the sampler-wrapped task models are the codec's heads, and ``z1_hat`` / ``z2_hat`` are the
@@ -231,14 +231,15 @@ class VisionExperiment(Experiment, datasets=("cityscapes", "coco")):
         c = self.config
         torch.manual_seed(derive_seed(c.seed, "init"))
         if c.dataset == "cityscapes":
-            from gwnlib.vision import tasks
+            from gwnlib.vision.samplers import ResampledTask
+            from gwnlib.vision.weights import pretrained_path
 
             segmentation, depth = _task_models(c, self.device)
             # The depth model's samplers start where its pretraining left them; the public
             # segmentation weights come without samplers, which start as the identity.
-            samplers = tasks.pretrained_path("depth") if c.task_weights == "default" else None
-            heads = (tasks.ResampledTask(segmentation, factor=2),
-                     tasks.ResampledTask(depth, factor=2, weights=samplers))  # fmt: skip
+            samplers = pretrained_path("depth") if c.task_weights == "default" else None
+            heads = (ResampledTask(segmentation, factor=2),
+                     ResampledTask(depth, factor=2, weights=samplers))  # fmt: skip
         else:
             heads = (nn.Identity(), nn.Identity())
         return VisionCodec(c.codec, in_channels=3, latent_channels=c.latent_channels,

@@ -78,10 +78,9 @@ class VisionLoss(nn.Module):
 
 
 class DenseDistortion:
-    """A dense task's loss (:meth:`gwnlib.vision.tasks.TaskModel.loss_from_outputs`: cross-entropy x
-    19
-    for segmentation, masked RMSE in disparity pixels for depth, as the authors) of the codec's
-    full-resolution prediction ``z{task}_hat``."""
+    """A dense task's loss (:meth:`gwnlib.vision.dense.DenseTaskModel.loss_from_outputs`:
+    cross-entropy x 19 for segmentation, masked RMSE in disparity pixels for depth, as the
+    authors) of the codec's full-resolution prediction ``z{task}_hat``."""
 
     def __init__(self, model):
         self.model = model
