@@ -61,6 +61,21 @@ def check_int(name: str, value, low: int = 1) -> int:
     return int(value)
 
 
+def check_epoch(epoch) -> int:
+    """Return ``epoch`` as an ``int`` if it is an integer >= 0 (:func:`check_int`), else raise
+    ``ValueError``: the epoch of a dataset's seeded per-epoch draws."""
+    return check_int("epoch", epoch, low=0)
+
+
+def check_choice(name: str, value, accepted: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of the strings ``accepted``, else raise ``ValueError`` naming
+    the parameter ``name`` and the accepted values (quoted)."""
+    if not isinstance(value, str) or value not in accepted:
+        options = ", ".join(repr(a) for a in accepted)
+        raise ValueError(f"{name} must be one of {options}; got {value!r}")
+    return value
+
+
 def device(name: str = "auto") -> torch.device:
     """The torch device for a chapter's ``device`` parameter.
 

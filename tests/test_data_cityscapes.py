@@ -25,8 +25,8 @@ from gwnlib.data.cityscapes import (
     disparity_path,
     label_ids_to_train_ids,
     read_png_uint16,
-    write_synthetic_cityscapes,
 )
+from gwnlib.data.synthetic_cityscapes import write_synthetic_cityscapes
 
 
 @pytest.fixture(scope="module")

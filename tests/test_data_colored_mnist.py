@@ -14,17 +14,14 @@ import torchvision
 from PIL import Image, ImageColor, ImageOps
 
 from gwnlib import data_dir
-from gwnlib.data.colored_mnist import (
-    COLOURS,
+from gwnlib.data.colored_mnist import COLOURS, ColoredMNIST, colourise, split_indices
+from gwnlib.data.colour_laws import (
     PAPER_VALUES,
     PMFS,
-    ColoredMNIST,
     colour_given_digit,
-    colourise,
     pmf_table,
     pmf_theory,
     sample_colours,
-    split_indices,
 )
 
 LOG10 = math.log2(10)

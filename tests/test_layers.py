@@ -9,6 +9,7 @@ import cycle between modules, and on an import of another module's underscore na
 """
 
 import ast
+import functools
 import json
 from pathlib import Path
 
@@ -47,10 +48,16 @@ def rank(module: str) -> int:
     return RANK[top]
 
 
+@functools.cache
+def syntax_tree(path: Path) -> ast.Module:
+    """The parsed source of the file at ``path``: read and parsed once, shared by every check."""
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
 def imports(module: str) -> list[tuple[str, str, int]]:
     """(imported module, imported name or "", line) for every gwnlib import in ``module``."""
     found = []
-    for node in ast.walk(ast.parse(MODULES[module].read_text(encoding="utf-8"))):
+    for node in ast.walk(syntax_tree(MODULES[module])):
         if isinstance(node, ast.Import):
             found += [(a.name, "", node.lineno) for a in node.names if a.name.startswith("gwnlib")]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -151,9 +158,7 @@ def test_every_sub_package_names_its_chapters_by_title():
         titles.add(first.removeprefix("# ").strip())
     silent = []
     for init in sorted(PACKAGE.glob("*/__init__.py")):
-        text = " ".join(
-            (ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or "").split()
-        )
+        text = " ".join((ast.get_docstring(syntax_tree(init)) or "").split())
         if not any(title in text for title in titles):
             silent.append(init.parent.name)
     assert len(titles) >= 8 and silent == [], f"no chapter title in the docstring of {silent}"

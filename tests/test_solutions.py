@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from gwnlib.analysis import paper
-from gwnlib.data.colored_mnist import pmf_table
+from gwnlib.data.colour_laws import pmf_table
 from gwnlib.data.synthetic import (
     AUTHORS_CODE_THEORY,
     INDEPENDENT_PROBABILITY,

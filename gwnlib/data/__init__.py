@@ -1,12 +1,15 @@
 """The book's datasets: the paper's synthetic Gray-Wyner source and coloured MNIST (chapter "Two
-controlled sources: the synthetic Gray-Wyner source and coloured MNIST"); Cityscapes and COCO 2017
-for the vision tasks (:mod:`gwnlib.data.cityscapes`, :mod:`gwnlib.data.coco`, imported on demand:
-they need torchvision's dataset classes).
+controlled sources: the synthetic Gray-Wyner source and coloured MNIST"; the laws that colour the
+digits are :mod:`gwnlib.data.colour_laws`); Cityscapes and COCO 2017 for the vision tasks
+(:mod:`gwnlib.data.cityscapes`, :mod:`gwnlib.data.coco`, and the fake Cityscapes tree of
+:mod:`gwnlib.data.synthetic_cityscapes`, imported on demand: they need torchvision's dataset
+classes).
 
 Loaders read from :func:`gwnlib.data_dir`; computed artefacts go to :func:`gwnlib.cache_dir`.
 """
 
-from gwnlib.data.colored_mnist import PMFS, ColoredMNIST, pmf_table, pmf_theory
+from gwnlib.data.colored_mnist import ColoredMNIST
+from gwnlib.data.colour_laws import PMFS, pmf_table, pmf_theory
 from gwnlib.data.synthetic import SyntheticGrayWyner, dependency_map, pair_pmf
 
 __all__ = [

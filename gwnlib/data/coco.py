@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gwnlib.data.cityscapes import check_epoch, augmentation_generator
+from gwnlib.data.cityscapes import augmentation_generator
 from gwnlib.download import download_url
-from gwnlib.runtime import DATA_DIR_ENV, check_seed, check_int, data_dir, show_progress
+from gwnlib.runtime import DATA_DIR_ENV, check_epoch, check_int, check_seed, data_dir, show_progress
 
 __all__ = [
     "ANNOTATION_FILES",

@@ -1,14 +1,10 @@
 """Colored MNIST: digits painted in one of ten colours drawn from a law P(colour | digit).
 
-The paper's edge-case experiment (Sec. 4.2, appendix D.4): one task predicts the digit, the other
-the colour, and the law that couples them sets how much information the two tasks share. Three
-laws (appendix D.4 and the authors' code):
-
-* ``"dependent"``: digit d always gets colour d, so H(digit, colour) = I(digit; colour) = log2 10.
-* ``"independent"``: a colour uniform over all ten, so H = 2 log2 10 and I = 0.
-* ``"mixture"``: digits 0, 1, 2 get colours 0, 1, 2; digits 3, 4, 5 a colour uniform over all
-  ten; digits 6, 7, 8, 9 a colour uniform over colours 0-3, 2-5, 4-7, 6-9. H = 5.1185 bits and
-  I = 1.4004 bits (the paper rounds them to 5.12 and 1.4).
+The paper's edge-case experiment (Sec. 4.2, appendix D.4; chapters "Two controlled sources: the
+synthetic Gray-Wyner source and coloured MNIST" and "Coloured MNIST: edge cases of common
+information"): one task predicts the digit, the other the colour, and the law that couples them
+(:mod:`gwnlib.data.colour_laws`: dependent, independent or mixture) sets how much information the
+two tasks share. This module is the dataset: MNIST on disk, coloured as the authors do.
 
 Images follow the authors' recipe: PIL's ``ImageOps.colorize(img, black="black", white=name)``
 then a bicubic resize from 28x28 to 32x32, as an RGB float tensor in [0, 1]. Unlike the authors,
@@ -19,31 +15,23 @@ training split.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageColor
 
-from gwnlib.runtime import DATA_DIR_ENV, check_seed, data_dir
-from gwnlib.theory.common_information import gacs_korner
-from gwnlib.theory.entropy import entropy, mutual_information
+from gwnlib.data.colour_laws import PMFS, sample_colours
+from gwnlib.runtime import DATA_DIR_ENV, check_choice, check_epoch, check_seed, data_dir
 
 __all__ = [
     "COLOURS",
     "COLOUR_RGB",
     "IMAGE_SIZE",
-    "PAPER_VALUES",
-    "PMFS",
     "SPLITS",
     "SPLIT_SEED",
     "ColoredMNIST",
-    "colour_given_digit",
     "colourise",
-    "pmf_table",
-    "pmf_theory",
-    "sample_colours",
     "split_indices",
 ]
 
@@ -60,8 +48,6 @@ COLOURS = (
     "magenta",
     "grey",
 )
-#: The three laws P(colour | digit) of the paper's Sec. 4.2.
-PMFS = ("dependent", "independent", "mixture")
 #: The splits of :class:`ColoredMNIST`: train and val partition MNIST's training images.
 SPLITS = ("train", "val", "test")
 #: RGB of each colour of :data:`COLOURS`, exactly ``PIL.ImageColor.getrgb(name)``; shape [10, 3].
@@ -73,76 +59,6 @@ MNIST_TRAIN_SIZE = 60_000
 #: Seed of the train/val partition. It is fixed, not the dataset's ``seed``, so that every run,
 #: whatever its seed, validates on the same images.
 SPLIT_SEED = 20_260_423
-
-#: The numbers the paper states for each law (Sec. 4.2), in bits, for side-by-side tables with
-#: :func:`pmf_theory`. The paper gives no Gacs-Korner values.
-PAPER_VALUES = {
-    "dependent": {"joint_entropy": math.log2(10), "mutual_information": math.log2(10)},
-    "independent": {"joint_entropy": 2 * math.log2(10), "mutual_information": 0.0},
-    "mixture": {"joint_entropy": 5.12, "mutual_information": 1.4},
-}
-
-#: The colours open to each digit under the mixture law (uniform over each set).
-_MIXTURE_COLOURS = (
-    (0,),
-    (1,),
-    (2,),
-    tuple(range(10)),
-    tuple(range(10)),
-    tuple(range(10)),
-    tuple(range(0, 4)),
-    tuple(range(2, 6)),
-    tuple(range(4, 8)),
-    tuple(range(6, 10)),
-)
-
-
-# --------------------------------------------------------------------------------------------
-# The three laws and their information measures
-# --------------------------------------------------------------------------------------------
-
-
-def colour_given_digit(pmf: str) -> np.ndarray:
-    """The 10x10 table ``[digit, colour]`` of P(colour | digit) for ``pmf`` (paper Sec. 4.2).
-
-    ``pmf`` is one of :data:`PMFS`; every row sums to 1.
-    """
-    pmf = _check_choice("pmf", pmf, PMFS)
-    if pmf == "dependent":
-        return np.eye(10)
-    if pmf == "independent":
-        return np.full((10, 10), 0.1)
-    table = np.zeros((10, 10))
-    for digit, colours in enumerate(_MIXTURE_COLOURS):
-        table[digit, list(colours)] = 1.0 / len(colours)
-    return table
-
-
-def pmf_table(pmf: str) -> np.ndarray:
-    """The 10x10 joint table ``[digit, colour]`` of P(digit, colour) with uniform digits.
-
-    MNIST's digits are close to uniform (9.0% to 11.2% each), and the paper's entropies
-    (Sec. 4.2) assume they are exactly uniform: P(digit, colour) = P(colour | digit) / 10.
-    """
-    return colour_given_digit(pmf) / 10.0
-
-
-def pmf_theory(pmf: str) -> dict[str, float]:
-    """H(digit, colour), I(digit; colour) and Gacs-Korner's K(digit; colour) of ``pmf``, in bits.
-
-    Computed with :mod:`gwnlib.theory` from :func:`pmf_table`, for comparison with
-    :data:`PAPER_VALUES` (paper Sec. 4.2). K is log2 10 for the dependent law (the colour is the
-    digit), 0 for the independent law, and 0 for the mixture too: digits 3, 4 and 5 may take any
-    colour, so the support of the table is connected and no variable other than a constant is
-    determined by both the digit and the colour, although I = 1.40 bits.
-    """
-    p = pmf_table(pmf)
-    return {
-        "joint_entropy": entropy(p),
-        "mutual_information": mutual_information(p),
-        "gacs_korner": gacs_korner(p).value,
-    }
-
 
 # --------------------------------------------------------------------------------------------
 # Colourisation
@@ -297,30 +213,11 @@ def split_indices(split: str, val_size: int = 10_000) -> np.ndarray:
     dataset's seed): its first ``val_size`` entries are the validation images, the rest the
     training images. Validation sets of different sizes are therefore nested.
     """
-    split = _check_choice("split", split, ("train", "val"))
+    split = check_choice("split", split, ("train", "val"))
     val_size = _check_val_size(val_size)
     permutation = np.random.default_rng(SPLIT_SEED).permutation(MNIST_TRAIN_SIZE)
     chosen = permutation[:val_size] if split == "val" else permutation[val_size:]
     return np.sort(chosen).astype(np.int64)
-
-
-def sample_colours(digits, pmf: str, seed: int, epoch: int, stream: int = 0) -> np.ndarray:
-    """Colours [N] int64 drawn from P(colour | digit) for each digit of ``digits`` [N].
-
-    One uniform number per item from ``numpy.random.default_rng([seed, epoch, stream])``,
-    turned into a colour by the inverse CDF of its digit's row of :func:`colour_given_digit`:
-    item i's colour depends only on (seed, epoch, stream, i, digit i). :class:`ColoredMNIST`
-    uses ``stream`` = the index of its split in :data:`SPLITS`.
-    """
-    digits = np.asarray(digits, dtype=np.int64)
-    if digits.size and not (digits.min() >= 0 and digits.max() <= 9):
-        raise ValueError("digits must be integers 0..9")
-    check_seed(seed)
-    epoch = check_epoch(epoch)
-    cdf = np.cumsum(colour_given_digit(pmf), axis=1)
-    cdf[cdf > 1 - 1e-9] = 1.0  # rounding must not leave mass after the last colour of a row
-    uniforms = np.random.default_rng([int(seed), epoch, int(stream)]).random(len(digits))
-    return (cdf[digits] <= uniforms[:, None]).sum(axis=1).astype(np.int64)
 
 
 class ColoredMNIST(torch.utils.data.Dataset):
@@ -332,17 +229,18 @@ class ColoredMNIST(torch.utils.data.Dataset):
 
     ``split``: ``"train"`` and ``"val"`` are a fixed partition of MNIST's 60,000 training
     images (``val_size`` of them for validation; see :func:`split_indices`), the same for every
-    ``seed``; ``"test"`` is MNIST's 10,000 test images. ``pmf``: one of :data:`PMFS`.
-    ``root``: the data root holding ``MNIST/raw`` (default :func:`gwnlib.data_dir`);
-    ``download``: let torchvision fetch MNIST when it is not there.
+    ``seed``; ``"test"`` is MNIST's 10,000 test images. ``pmf``: one of
+    :data:`~gwnlib.data.colour_laws.PMFS`. ``root``: the data root holding ``MNIST/raw``
+    (default :func:`gwnlib.data_dir`); ``download``: let torchvision fetch MNIST when it is not
+    there.
 
-    Colours: item i of the training split has the colour :func:`sample_colours` gives for
-    (``seed``, epoch, i); call :meth:`set_epoch` at the start of each epoch (as with a
-    DistributedSampler) for a fresh draw, which is how the authors' colours, redrawn at every
-    access, vary over training. Validation and test colours are those of epoch 0 whatever the
-    epoch, so their metrics are comparable across epochs and runs. With DataLoader workers, call
-    :meth:`set_epoch` before iterating and keep ``persistent_workers=False``, so that each
-    epoch's workers receive the new colours.
+    Colours: item i of the training split has the colour that
+    :func:`~gwnlib.data.colour_laws.sample_colours` gives for (``seed``, epoch, i); call
+    :meth:`set_epoch` at the start of each epoch (as with a DistributedSampler) for a fresh draw,
+    which is how the authors' colours, redrawn at every access, vary over training. Validation and
+    test colours are those of epoch 0 whatever the epoch, so their metrics are comparable across
+    epochs and runs. With DataLoader workers, call :meth:`set_epoch` before iterating and keep
+    ``persistent_workers=False``, so that each epoch's workers receive the new colours.
 
     Images are bit for bit those of the authors' ``ImageOps.colorize`` + bicubic resize
     (:func:`colourise`). Each MNIST split is resized once per process and kept in memory as one
@@ -359,8 +257,8 @@ class ColoredMNIST(torch.utils.data.Dataset):
         val_size: int = 10_000,
         download: bool = True,
     ) -> None:
-        self.split = _check_choice("split", split, SPLITS)
-        self.pmf = _check_choice("pmf", pmf, PMFS)
+        self.split = check_choice("split", split, SPLITS)
+        self.pmf = check_choice("pmf", pmf, PMFS)
         check_seed(seed)
         self.seed = int(seed)
         self.val_size = _check_val_size(val_size)
@@ -437,18 +335,6 @@ class ColoredMNIST(torch.utils.data.Dataset):
         return torch.from_numpy(colours)
 
 
-# --------------------------------------------------------------------------------------------
-# Argument checks
-# --------------------------------------------------------------------------------------------
-
-
-def _check_choice(name: str, value, accepted: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in accepted:
-        options = ", ".join(repr(a) for a in accepted)
-        raise ValueError(f"{name} must be one of {options}; got {value!r}")
-    return value
-
-
 def _check_val_size(val_size) -> int:
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)):
         raise ValueError(
@@ -459,9 +345,3 @@ def _check_val_size(val_size) -> int:
             f"val_size must be an integer in [0, {MNIST_TRAIN_SIZE}); got {val_size!r}"
         )
     return int(val_size)
-
-
-def check_epoch(epoch) -> int:
-    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-        raise ValueError(f"epoch must be an integer >= 0; got {epoch!r}")
-    return int(epoch)

@@ -287,7 +287,7 @@ def _finite(value) -> bool:
 
 
 def _checked(config: RunConfig) -> RunConfig:
-    from gwnlib.data.colored_mnist import PMFS
+    from gwnlib.data.colour_laws import PMFS
 
     if config.dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {config.dataset!r}")

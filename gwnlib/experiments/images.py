@@ -27,9 +27,9 @@ is reported on.
 
 Data roots: ``<data root>/cityscapes`` and ``<data root>/coco`` (:func:`gwnlib.data_dir`). The
 ``smoke`` preset runs on stand-ins that need no download: a tiny synthetic Cityscapes tree
-written to the cache (:func:`gwnlib.data.cityscapes.write_synthetic_cityscapes`) and the small
-real COCO subset ``<data root>/coco_small``. Smoke uses random task weights (``task_weights
-="none"``) and is never a reproduction.
+written to the cache (:func:`gwnlib.data.synthetic_cityscapes.write_synthetic_cityscapes`) and the
+small real COCO subset ``<data root>/coco_small``. Smoke uses random task weights
+(``task_weights="none"``) and is never a reproduction.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def cityscapes_root(preset: str) -> Path:
     """``<data root>/cityscapes``; the smoke preset uses a synthetic stand-in in the cache."""
     if preset != "smoke":
         return data_dir() / "cityscapes"
-    from gwnlib.data.cityscapes import write_synthetic_cityscapes
+    from gwnlib.data.synthetic_cityscapes import write_synthetic_cityscapes
 
     root = cache_dir() / "cityscapes-synthetic"
     if not root.is_dir():  # written aside, then renamed: never a half-written tree

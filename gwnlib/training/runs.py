@@ -137,21 +137,16 @@ def exclusive(folder: Path):
 
 
 def is_in_progress(folder: str | Path) -> bool:
-    """Whether a live process holds the lock of the run in ``folder`` (it is training it now)."""
+    """Whether a live process holds the lock of the run in ``folder`` (it is training it now):
+    the probe of :func:`exclusive`, taken and released at once."""
+    folder = Path(folder)
+    if not (folder / ".lock").is_file():
+        return False
     try:
-        import fcntl
-    except ImportError:  # not POSIX: no locks to ask
-        return False
-    path = Path(folder) / ".lock"
-    if not path.is_file():
-        return False
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+        with exclusive(folder):
+            return False
+    except RunInProgress:
+        return True
 
 
 def set_aside_damaged(path: Path, then: str) -> None:
