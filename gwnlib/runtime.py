@@ -67,15 +67,6 @@ def check_epoch(epoch) -> int:
     return check_int("epoch", epoch, low=0)
 
 
-def check_choice(name: str, value, accepted: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of the strings ``accepted``, else raise ``ValueError`` naming
-    the parameter ``name`` and the accepted values (quoted)."""
-    if not isinstance(value, str) or value not in accepted:
-        options = ", ".join(repr(a) for a in accepted)
-        raise ValueError(f"{name} must be one of {options}; got {value!r}")
-    return value
-
-
 def device(name: str = "auto") -> torch.device:
     """The torch device for a chapter's ``device`` parameter.
 

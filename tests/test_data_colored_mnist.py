@@ -279,12 +279,12 @@ def test_tensors_equal_the_items():
 
 
 def test_unknown_pmf_and_split_list_the_accepted_values():
-    accepted = "'dependent', 'independent', 'mixture'"
+    accepted = "dependent, independent, mixture"
     with pytest.raises(ValueError, match=f"pmf must be one of {accepted}; got 'colour'"):
         colour_given_digit("colour")
     with pytest.raises(ValueError, match=f"pmf must be one of {accepted}"):
         ColoredMNIST(pmf="Dependent")
-    with pytest.raises(ValueError, match="split must be one of 'train', 'val', 'test'"):
+    with pytest.raises(ValueError, match="split must be one of train, val, test; got 'validation'"):
         ColoredMNIST(split="validation")
 
 
