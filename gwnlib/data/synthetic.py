@@ -9,16 +9,15 @@ with T_i a fixed 4096 x 4096 matrix of determinant 1, so the targets carry exact
 information of their half. Element ``e`` of the map is channel ``e // side**2``, position
 ``e % side**2``.
 
-Everything follows the authors' recipe (their code, github.com/adeandrade/research), with two changes said
-where they happen: their sampler writes one unpaired index into the last element (we do not), and
-their transforms come from an undocumented point of a global random stream (ours from a seeded
-generator of their own, the same construction).
+Everything follows the authors' recipe (their code, github.com/adeandrade/research), with two
+changes said where they happen: their sampler writes one unpaired index into the last element (we
+do not), and their transforms come from an undocumented point of a global random stream (ours
+from a seeded generator of their own, the same construction).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 import warnings
 from collections.abc import Iterator
