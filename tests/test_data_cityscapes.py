@@ -13,13 +13,13 @@ import torch
 import torchvision
 from PIL import Image
 
+from gwnlib.data.augment import augmentation_generator
 from gwnlib.data.cityscapes import (
     CLASS_NAMES,
     DISPARITY_SCALE,
     IGNORE_INDEX,
     NUM_CLASSES,
     CityscapesTasks,
-    augmentation_generator,
     colour_jitter,
     decode_disparity,
     disparity_path,

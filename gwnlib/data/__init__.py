@@ -1,7 +1,8 @@
 """The book's datasets: the paper's synthetic Gray-Wyner source and coloured MNIST (chapter "Two
 controlled sources: the synthetic Gray-Wyner source and coloured MNIST"; the laws that colour the
 digits are :mod:`gwnlib.data.colour_laws`); Cityscapes and COCO 2017 for the vision tasks
-(:mod:`gwnlib.data.cityscapes`, :mod:`gwnlib.data.coco`, and the fake Cityscapes tree of
+(:mod:`gwnlib.data.cityscapes`, :mod:`gwnlib.data.coco`, their seeded augmentation
+:mod:`gwnlib.data.augment`, and the fake Cityscapes tree of
 :mod:`gwnlib.data.synthetic_cityscapes`, imported on demand: they need torchvision's dataset
 classes).
 

@@ -34,7 +34,8 @@ import torchvision
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from gwnlib.runtime import DATA_DIR_ENV, check_epoch, check_seed, data_dir
+from gwnlib.data.augment import AugmentedSplit
+from gwnlib.runtime import DATA_DIR_ENV, data_dir
 
 __all__ = [
     "CLASS_NAMES",
@@ -44,7 +45,6 @@ __all__ = [
     "NUM_CLASSES",
     "SPLITS",
     "CityscapesTasks",
-    "augmentation_generator",
     "colour_jitter",
     "decode_disparity",
     "default_root",
@@ -181,14 +181,6 @@ def disparity_path(image_path: str | Path) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def augmentation_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """The torch generator of item ``index``'s augmentation at ``epoch`` for a run's ``seed``:
-    seeded from ``numpy.random.SeedSequence([seed, epoch, index])``, so each draw depends on
-    those three numbers only (not on worker processes or the order items are read in)."""
-    state = np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(1, np.uint64)
-    return torch.Generator().manual_seed(int(state[0]))
-
-
 def colour_jitter(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """``torchvision.transforms.ColorJitter(**COLOR_JITTER)`` applied to ``image`` [3, H, W]
     with its random numbers drawn from ``generator`` instead of torch's global state.
@@ -225,7 +217,7 @@ def colour_jitter(image: torch.Tensor, generator: torch.Generator) -> torch.Tens
 _FOLDERS = ("leftImg8bit", "gtFine", "disparity")
 
 
-class CityscapesTasks(torch.utils.data.Dataset):
+class CityscapesTasks(AugmentedSplit):
     """Cityscapes images with their segmentation and disparity (paper Sec. 4.3, appendix D.5).
 
     Item ``i`` is a dict:
@@ -244,9 +236,11 @@ class CityscapesTasks(torch.utils.data.Dataset):
     ``augment=True`` (for training): with probability 1/2 the image and all three maps are
     flipped left-right (a flip mirrors the disparity map but does not change its values), and
     the image alone goes through :func:`colour_jitter`, both drawn from
-    :func:`augmentation_generator` of (``seed``, epoch, index). Call :meth:`set_epoch` at each
-    epoch for fresh draws.
+    :func:`~gwnlib.data.augment.augmentation_generator` of (``seed``, epoch, index). Call
+    :meth:`set_epoch` at each epoch for fresh draws.
     """
+
+    SPLITS = SPLITS
 
     def __init__(
         self,
@@ -255,14 +249,7 @@ class CityscapesTasks(torch.utils.data.Dataset):
         augment: bool = False,
         seed: int = 0,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-        check_seed(seed)
-        self.root = Path(root).expanduser().resolve() if root is not None else default_root()
-        self.split = split
-        self.augment = bool(augment)
-        self.seed = int(seed)
-        self.epoch = 0
+        super().__init__(root, split, augment, seed, default_root)
         _check_layout(self.root, split)
         self._base = torchvision.datasets.Cityscapes(
             str(self.root), split=split, mode="fine", target_type="semantic"
@@ -302,21 +289,11 @@ class CityscapesTasks(torch.utils.data.Dataset):
         return item
 
     def _augmented(self, item: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
-        generator = augmentation_generator(self.seed, self.epoch, index)
+        generator = self.generator(index)
         if bool(torch.rand(1, generator=generator) < 0.5):
             item = {name: value.flip(-1) for name, value in item.items()}
         item["image"] = colour_jitter(item["image"], generator)
         return item
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use the augmentations of ``epoch`` (an int >= 0) from now on."""
-        self.epoch = check_epoch(epoch)
-
-    def __repr__(self) -> str:
-        return (
-            f"CityscapesTasks(root={str(self.root)!r}, split={self.split!r}, "
-            f"augment={self.augment}, seed={self.seed}; {len(self)} images)"
-        )
 
 
 def default_root() -> Path:

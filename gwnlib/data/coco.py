@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gwnlib.data.cityscapes import augmentation_generator
+from gwnlib.data.augment import AugmentedSplit
 from gwnlib.download import download_url
-from gwnlib.runtime import DATA_DIR_ENV, check_epoch, check_int, check_seed, data_dir, show_progress
+from gwnlib.runtime import DATA_DIR_ENV, check_int, data_dir, show_progress
 
 __all__ = [
     "ANNOTATION_FILES",
@@ -198,7 +198,7 @@ def flip_targets(target: dict, width: int) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-class CocoTasks(torch.utils.data.Dataset):
+class CocoTasks(AugmentedSplit):
     """COCO 2017 images with detection and keypoint targets (paper Sec. 4.3, appendix D.5).
 
     Item ``i`` is ``(image, detection, keypoints)``: ``image`` float32 [3, H, W] RGB in [0, 1],
@@ -220,6 +220,8 @@ class CocoTasks(torch.utils.data.Dataset):
     :class:`gwnlib.data.cityscapes.CityscapesTasks`; call :meth:`set_epoch` at each epoch.
     """
 
+    SPLITS = SPLITS
+
     def __init__(
         self,
         root: str | Path | None = None,
@@ -227,14 +229,7 @@ class CocoTasks(torch.utils.data.Dataset):
         augment: bool = False,
         seed: int = 0,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-        check_seed(seed)
-        self.root = Path(root).expanduser().resolve() if root is not None else default_root()
-        self.split = split
-        self.augment = bool(augment)
-        self.seed = int(seed)
-        self.epoch = 0
+        super().__init__(root, split, augment, seed, default_root)
         instances, keypoints = _check_layout(self.root, split)
         from pycocotools.coco import COCO
         from torchvision.datasets import CocoDetection
@@ -260,23 +255,13 @@ class CocoTasks(torch.utils.data.Dataset):
         detection = detection_target(annotations, image_id)
         keypoints = keypoint_target(people, image_id)
         if self.augment:
-            generator = augmentation_generator(self.seed, self.epoch, index)
+            generator = self.generator(index)
             if bool(torch.rand(1, generator=generator) < 0.5):
                 width = image.shape[-1]
                 image = image.flip(-1)
                 detection = flip_targets(detection, width)
                 keypoints = flip_targets(keypoints, width)
         return image, detection, keypoints
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use the augmentations of ``epoch`` (an int >= 0) from now on."""
-        self.epoch = check_epoch(epoch)
-
-    def __repr__(self) -> str:
-        return (
-            f"CocoTasks(root={str(self.root)!r}, split={self.split!r}, augment={self.augment}, "
-            f"seed={self.seed}; {len(self)} images)"
-        )
 
 
 def default_root() -> Path:
