@@ -184,7 +184,7 @@ def test_quantize_and_lower_bound_batch_under_vmap():
     weights = torch.tensor([[1.0, 1.0], [1.0, -1.0]])
     for bound, bound_dim in ((torch.tensor([0.11]), None), (torch.tensor([[0.11], [0.11]]), 0)):
         x = torch.tensor([[0.05, 0.2], [0.3, 0.01]], requires_grad=True)
-        out = torch.func.vmap(fused.lower_bound, in_dims=(0, bound_dim))(x, bound)
+        out = torch.func.vmap(accel.lower_bound, in_dims=(0, bound_dim))(x, bound)
         torch.testing.assert_close(out.detach(), torch.tensor([[0.11, 0.2], [0.3, 0.11]]))
         (out * weights).sum().backward()
         # Below the bound the gradient passes only when it pushes x up (CompressAI's LowerBound).
@@ -195,9 +195,9 @@ def test_the_lower_bound_operator_is_registered_consistently():
     """Schema, fake (shape) kernel, autograd and compile registrations agree with the op."""
     x, bound = torch.rand(4, 5), torch.tensor([0.3])
     for dtype in (torch.float32, torch.bfloat16):
-        torch.library.opcheck(fused.lower_bound, (x.to(dtype).clone().requires_grad_(), bound))
+        torch.library.opcheck(accel.lower_bound, (x.to(dtype).clone().requires_grad_(), bound))
         grad = torch.randn(4, 5).to(dtype)
-        torch.library.opcheck(fused._lower_bound_backward, (grad, x, bound))
+        torch.library.opcheck(accel._lower_bound_backward, (grad, x, bound))
 
 
 @pytest.mark.slow
@@ -231,7 +231,7 @@ def test_lower_bound_matches_compressai_and_keeps_its_gradient_under_compile():
     (LowerBound(0.11)(reference) * upstream).sum().backward()
 
     def loss(rows, bound):
-        return torch.func.vmap(fused.lower_bound, in_dims=(0, None))(rows, bound) * upstream
+        return torch.func.vmap(accel.lower_bound, in_dims=(0, None))(rows, bound) * upstream
 
     for run in (loss, torch.compile(loss, dynamic=False)):
         ours = x.clone().requires_grad_(True)

@@ -21,7 +21,7 @@ from gwnlib.experiments.config import _LATER_FIELDS
 from gwnlib.model.codecs import build
 from gwnlib.model.heads import regression_head
 from gwnlib.runtime import PRESETS
-from gwnlib.training import accel, runs, train
+from gwnlib.training import accel, loop, runs, train
 
 # A run small enough for tests: the smoke preset of the synthetic source.
 TINY = {"dataset": "synthetic", "preset": "smoke", "codec": "shared", "eta": 0.05}
@@ -192,8 +192,8 @@ def test_max_epochs_bounds_training(tmp_path):
 
 def test_eta_warmup_ramps_the_training_rate_weight_and_keeps_old_keys(tmp_path, monkeypatch):
     config = resolve(**TINY, eta_warmup=4)
-    assert [train.rate_scale(config, step) for step in range(6)] == [0.25, 0.5, 0.75, 1, 1, 1]
-    assert train.rate_scale(resolve(**TINY), 0) == 1.0
+    assert [loop.rate_scale(config, step) for step in range(6)] == [0.25, 0.5, 0.75, 1, 1, 1]
+    assert loop.rate_scale(resolve(**TINY), 0) == 1.0
     # None (the default) leaves the key as it was before the field existed; a value changes it.
     plain = resolve(**TINY)
     text = json.dumps({**{k: v for k, v in plain.to_dict().items()
@@ -418,7 +418,7 @@ def test_the_benchmark_suite_covers_every_variant_on_the_cpu(tmp_path, monkeypat
     """The CLI form CI can run: every variant but torch.compile (a minute of C++ compilation
     on this CPU) at the smoke size; CUDA graphs are reported as skipped here."""
     from gwnlib.__main__ import main
-    from gwnlib.training.bench import speedups
+    from gwnlib.training.bench_report import speedups
 
     out = tmp_path / "bench.json"
     argv = ["bench", "train", "--preset", "smoke", "--device", "cpu", "--windows", "1",
@@ -492,7 +492,7 @@ def test_a_partial_benchmark_reports_what_it_measured(tmp_path, capsys):
     fastest variant per codec and the report (``bench report FILE``) use the measured rows only,
     and the sweep's cost appears once every codec has a throughput."""
     from gwnlib.__main__ import main
-    from gwnlib.training.bench import fastest, report, speedups
+    from gwnlib.training.bench_report import fastest, report, speedups
     from gwnlib.training.sweep import named
 
     def row(codec, variant, rate, points=1):
@@ -558,14 +558,14 @@ def test_one_benchmark_file_holds_several_sizes(tmp_path, monkeypatch):
     """The laptop preset's rows (and a larger batch) sit beside the paper size's in one file:
     cases differ by their size settings, each size is reported with its own speed-ups, and the
     paper-size rows are found exactly (not the batch-256 rows of the same preset)."""
-    from gwnlib.training import bench
+    from gwnlib.training import bench, bench_report
 
     def fake(codec, variant="eager", dataset="synthetic", preset="paper", **options):
         known = ("device", "amp", "points", "windows", "steps", "warmup")
         overrides = {k: v for k, v in options.items() if k not in known}
         rate = {"eager_fp32": 10.0, "authors": 8.0}.get(variant, 20.0) * (2 if overrides else 1)
         return {"benchmark": f"training step, {codec} codec, "
-                             f"{bench._size(dataset, preset, overrides)}",
+                             f"{bench_report.size_label(dataset, preset, overrides)}",
                 "codec": codec, "variant": variant, "points": 1, "amp": "fp32",
                 "batch_size": overrides.get("batch_size", 16), "samples_per_s": rate,
                 "steps_per_s": rate / 16, "peak_memory_gib": 1.0, "hardware": "CPU: stand-in",
@@ -579,15 +579,18 @@ def test_one_benchmark_file_holds_several_sizes(tmp_path, monkeypatch):
     bench.training_suite(*cases, out=out, preset="short", device="cpu", progress=False,
                          batch_size=256)  # fmt: skip
     rows = json.loads(out.read_text())
-    groups = bench.by_size(rows)
+    groups = bench_report.by_size(rows)
     assert list(groups) == ["synthetic paper size", "synthetic short size",
                             "synthetic short size, batch_size 256"]  # fmt: skip
     assert [len(g) for g in groups.values()] == [3, 3, 3]
-    assert len(bench.measured_at(rows, "synthetic", "short")) == 3
+    assert len(bench_report.measured_at(rows, "synthetic", "short")) == 3
     with pytest.raises(ValueError, match="rows of one size"):
-        bench.speedups(rows)
-    assert bench.speedups(groups["synthetic short size"], "eager_fp32")[("joint", "eager")] == 2.0
-    text = bench.report(rows)
+        bench_report.speedups(rows)
+    assert (
+        bench_report.speedups(groups["synthetic short size"], "eager_fp32")[("joint", "eager")]
+        == 2.0
+    )
+    text = bench_report.report(rows)
     assert text.count("-- synthetic") == 3 and "batch_size 256" in text
     assert re.search(r"joint +eager +1 fp32 +16 +20\.0 .* 2\.50x +2\.00x", text)
 

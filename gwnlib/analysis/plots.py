@@ -253,7 +253,8 @@ def throughput(rows, ax=None, baseline: str = "authors", goal: float | None = 3.
     named in the legend. Without any baseline row the bars are samples/s. Failed and skipped
     cases have no bar; rows with no measured case at all are a ValueError.
     """
-    from gwnlib.training.bench import VARIANTS, speedups
+    from gwnlib.training.bench import VARIANTS
+    from gwnlib.training.bench_report import speedups
 
     measured = [r for r in rows if "samples_per_s" in r]
     if not measured:

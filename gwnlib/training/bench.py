@@ -7,7 +7,8 @@ The training benchmark times the full step (forward, Eq. 12 loss, backward, clip
 one codec at a preset's size under one execution :data:`VARIANTS`; :func:`training_suite` runs
 every variant for every codec (``python -m gwnlib bench train --codec all --variant all`` from
 the shell). Batches are drawn before timing; no step synchronises with the host except the
-``authors`` emulation.
+``authors`` emulation. Reading the rows (speed-ups, the fastest variants, the report):
+:mod:`gwnlib.training.bench_report`.
 """
 
 from __future__ import annotations
@@ -22,17 +23,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
-
-if TYPE_CHECKING:
-    pass
 
 from gwnlib.files import read_json
 from gwnlib.runtime import check_int, hardware
 from gwnlib.runtime import device as resolve_device
-from gwnlib.training.plan import sweep_cost
+from gwnlib.training.bench_report import size_label
 
 #: What to do about a damaged benchmark file.
 BENCH_REMEDY = "restore it from git, or delete it and measure again (python -m gwnlib bench train)"
@@ -88,7 +85,7 @@ def synthetic_batches(
 #:   and likelihoods stay float32); this and the variants below use ``amp``, except
 #:   ``eager_bf16``;
 #: - ``eager_bf16``: our step under bfloat16 autocast whatever ``amp`` says, on any device (on a
-#:   CPU, fast only where it has native bf16 instructions: :func:`gwnlib.training.train.uses_bf16`);
+#:   CPU, fast only where it has native bf16 instructions: :func:`gwnlib.training.accel.uses_bf16`);
 #: - ``channels_last``: ``eager`` with NHWC weights and inputs;
 #: - ``compile``: ``eager`` with the codec under ``torch.compile``;
 #: - ``cudagraphs``: ``torch.compile(mode="reduce-overhead")``, replaying CUDA graphs (CUDA only);
@@ -138,7 +135,8 @@ def training(
     back before it, :func:`_release_freed_memory`)."""
     from gwnlib.experiments import Experiment, resolve
     from gwnlib.training.accel import ChannelsLastInputs, CompiledCodec, autocast_context, uses_bf16
-    from gwnlib.training.train import backward_step, check_options, make_optimizer, update_step
+    from gwnlib.training.loop import make_optimizer
+    from gwnlib.training.train import backward_step, check_options, update_step
 
     check_options(amp)
     if variant not in VARIANTS:
@@ -198,7 +196,7 @@ def training(
     median = statistics.median(rates)
     fused_points = points if variant in FUSED_VARIANTS else 1
     return {
-        "benchmark": f"training step, {codec} codec, {_size(dataset, preset, overrides)}",
+        "benchmark": f"training step, {codec} codec, {size_label(dataset, preset, overrides)}",
         "variant": variant,
         "codec": codec,
         "points": fused_points,
@@ -276,36 +274,6 @@ def _processes_worker(codec: str, options: dict) -> dict:
         raise
 
 
-def _size(dataset: str, preset: str, overrides: dict | None = None) -> str:
-    """A row's size label: ``"synthetic paper size"``, with the settings that override the
-    preset's after it (``"synthetic short size, batch_size 256"``)."""
-    extra = "".join(f", {name} {value}" for name, value in sorted((overrides or {}).items()))
-    return f"{dataset} {preset} size{extra}"
-
-
-def size_of(row: dict) -> str:
-    """The size a benchmark row was measured at (:func:`_size`), also for a failed or skipped
-    case's row, from its settings."""
-    if "benchmark" in row:
-        return row["benchmark"].split(" codec, ", 1)[-1]
-    settings = row.get("settings", {})  # a failed case of an older file: no overrides known
-    return _size(settings.get("dataset", "synthetic"), settings.get("preset", "paper"))
-
-
-def by_size(rows: list[dict]) -> dict[str, list[dict]]:
-    """``rows`` grouped by :func:`size_of`, in order of first appearance: one benchmark file may
-    hold several sizes (``bench-cpu.json``: the paper's and the laptop presets')."""
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(size_of(row), []).append(row)
-    return groups
-
-
-def measured_at(rows: list[dict], dataset: str = "synthetic", preset: str = "paper") -> list[dict]:
-    """The rows of :func:`training` runs at exactly ``dataset``'s ``preset`` size (no overrides)."""
-    return [row for row in rows if size_of(row) == _size(dataset, preset)]
-
-
 def training_suite(
     codecs=("shared", "separated", "combined", "joint", "independent"),
     variants=VARIANTS,
@@ -341,7 +309,7 @@ def training_suite(
         "model_revision": MODEL_REVISION,
     }
     overrides = {k: v for k, v in options.items() if k not in _TRAINING_OPTIONS}
-    size = _size(options["dataset"], options["preset"], overrides)
+    size = size_label(options["dataset"], options["preset"], overrides)
     saved = {}  # the rows already in ``out``, by case
     if out is not None and Path(out).is_file():
         saved = {_case(r): r for r in read_json(out, BENCH_REMEDY)}
@@ -398,106 +366,6 @@ def _case(row: dict) -> tuple:
     return (row.get("codec"), row.get("variant"), rest)
 
 
-def speedups(rows: list[dict], baseline: str = "authors") -> dict:
-    """Samples/s of each (codec, variant) over the ``baseline`` variant of the same codec, for
-    rows of one size (:func:`by_size` splits a file that holds several)."""
-    sizes = {size_of(r) for r in rows if "samples_per_s" in r}
-    if len(sizes) > 1:
-        raise ValueError(
-            f"rows of one size expected (split them with by_size); got {sorted(sizes)}"
-        )
-    base = {
-        r["codec"]: r["samples_per_s"]
-        for r in rows
-        if r.get("variant") == baseline and "samples_per_s" in r
-    }
-    return {
-        (r["codec"], r["variant"]): r["samples_per_s"] / base[r["codec"]]
-        for r in rows
-        if "samples_per_s" in r and r["codec"] in base
-    }
-
-
-def fastest(rows: list[dict]) -> dict[str, dict]:
-    """Each codec's fastest measured row (most samples/s; a fused row counts all its points)."""
-    best: dict[str, dict] = {}
-    for row in rows:
-        if "samples_per_s" not in row:
-            continue
-        if row["samples_per_s"] > best.get(row["codec"], {}).get("samples_per_s", 0.0):
-            best[row["codec"]] = row
-    return best
-
-
-def older_models(rows: list[dict]) -> dict[int, list[str]]:
-    """The codecs of measured ``rows`` whose models are older than this code's, by revision
-    (:data:`~gwnlib.experiments.MODEL_REVISION`; rows from before the field count as 1): their
-    throughput is that of the older layers and is measured again by the next
-    :func:`training_suite` run into the same file."""
-    from gwnlib.experiments.config import MODEL_REVISION
-
-    older: dict[int, list[str]] = {}
-    for row in rows:
-        revision = row.get("settings", {}).get("model_revision", 1)
-        if "samples_per_s" in row and revision != MODEL_REVISION:
-            codecs = older.setdefault(revision, [])
-            if row["codec"] not in codecs:
-                codecs.append(row["codec"])
-    return older
-
-
-def report(rows: list[dict], sweep=None) -> str:
-    """A benchmark's rows as text tables, one per size (:func:`by_size`): samples/s, steps/s,
-    peak memory and the speed-ups over the ``authors`` and ``eager_fp32`` variants of the same
-    codec, failed and skipped cases with their reason; then the hardware and, given a ``sweep``
-    (e.g. ``named("synthetic", "paper")``), what it costs at each codec's fastest variant at the
-    sweep's size (:func:`~gwnlib.training.plan.sweep_cost`: every point to its last epoch)."""
-    lines = []
-    for size, group in by_size(rows).items():
-        authors, fp32 = speedups(group), speedups(group, "eager_fp32")
-        lines.append(f"-- {size}")
-        lines.append(
-            f"{'codec':>12} {'variant':>13} {'pts':>3} {'amp':>4} {'batch':>5} {'samples/s':>10} "
-            f"{'steps/s':>8} {'peak GiB':>8} {'vs authors':>10} {'vs fp32':>8}"
-        )
-        for row in group:
-            if "samples_per_s" not in row:
-                reason = row.get("error", row.get("skipped", "not measured"))
-                lines.append(f"{row['codec']:>12} {row['variant']:>13}: {reason}")
-                continue
-            times = [ratio.get((row["codec"], row["variant"])) for ratio in (authors, fp32)]
-            shown = ["" if t is None else f"{t:.2f}x" for t in times]
-            lines.append(
-                f"{row['codec']:>12} {row['variant']:>13} {row['points']:>3} {row['amp']:>4} "
-                f"{row.get('batch_size', ''):>5} {row['samples_per_s']:10.1f} "
-                f"{row['steps_per_s']:8.3f} {row['peak_memory_gib']:8.2f} {shown[0]:>10} "
-                f"{shown[1]:>8}"
-            )
-    measured = [row for row in rows if "hardware" in row]
-    if measured:
-        lines.append(f"hardware: {measured[0]['hardware']}; torch {measured[0]['torch']}")
-    for revision, codecs in older_models(rows).items():
-        lines.append(f"measured on model revision {revision}, older than this code's: "
-                     f"{', '.join(codecs)}")  # fmt: skip
-    if sweep is not None:
-        best = fastest(measured_at(rows, sweep.dataset, sweep.preset))
-        missing = sorted({c.codec for c in sweep.configs()} - set(best))
-        if missing:
-            lines.append(f"{sweep.name} {sweep.preset} sweep: no throughput yet for "
-                         f"{', '.join(missing)}")  # fmt: skip
-        else:
-            cost = sweep_cost(sweep, {c: r["samples_per_s"] for c, r in best.items()})
-            each = ", ".join(
-                f"{row.codec} {row.hours:.2f} h ({best[row.codec]['variant']})"
-                for row in cost.itertuples()
-            )
-            lines.append(
-                f"{sweep.name} {sweep.preset} sweep at each codec's fastest variant, every point "
-                f"to its last epoch (an upper bound): {cost.hours.sum():.2f} h = {each}"
-            )
-    return "\n".join(lines)
-
-
 def _fused_step(config, dev, bf16, points, x, t1, t2, compile=False):
     from gwnlib.training.fused import FusedGroup
 
@@ -505,11 +373,10 @@ def _fused_step(config, dev, bf16, points, x, t1, t2, compile=False):
     configs = [dataclasses.replace(config, eta=eta) for eta in etas]
     amp = "bf16" if bf16 else "fp32"
     group = FusedGroup(configs, configs, {}, None, dev, amp, compile)
-    eta, beta = group._hyper("eta"), group._hyper("beta")
     parameters = sum(p.numel() for p in group.params.values())
 
     def step():
-        group.backward_step(x, t1, t2, eta, beta)
+        group.backward_step(x, t1, t2)
         group.update_step()
 
     return step, parameters

@@ -63,7 +63,8 @@ def bench(args) -> int:
     import torch
 
     from gwnlib.model.codecs import CODECS
-    from gwnlib.training.bench import VARIANTS, report, synthetic_batches, training_suite
+    from gwnlib.training.bench import VARIANTS, synthetic_batches, training_suite
+    from gwnlib.training.bench_report import report
 
     if args.what == "report":
         return bench_report(args.files)
@@ -232,7 +233,8 @@ def bench_report(files: list[str]) -> int:
     from pathlib import Path
 
     from gwnlib.files import read_json
-    from gwnlib.training.bench import BENCH_REMEDY, measured_at, report
+    from gwnlib.training.bench import BENCH_REMEDY
+    from gwnlib.training.bench_report import measured_at, report
     from gwnlib.training.sweep import named
 
     if not files:
@@ -347,7 +349,8 @@ def _budgeted(sweep, args):
 
     from gwnlib.files import read_json
     from gwnlib.runtime import device, hardware
-    from gwnlib.training.bench import BENCH_REMEDY, measured_at
+    from gwnlib.training.bench import BENCH_REMEDY
+    from gwnlib.training.bench_report import measured_at
     from gwnlib.training.plan import FINISH_SECONDS, plan
 
     if args.executor is not None:

@@ -14,6 +14,10 @@ Early stopping is per point: a point that stops is finished like an ordinary run
 so the others go on faster. The group's resume state (stacked weights, Adam moments, every point's
 counters) is written atomically after each epoch to ``<root>/<dataset>/fused-<hash>/last.pt``.
 
+A group trains through the same epoch loop as one run (:func:`gwnlib.training.loop.train_epoch`,
+with the same rate warm-up, logging and early-stopping counters); the vmap-able stand-ins for
+CompressAI's layers it needs are in :mod:`gwnlib.training.accel`.
+
 This is an execution strategy, like ``torch.compile``: it changes speed, not what is trained, and a
 fused point's run directory is the same as a separate run's (``runtime.fused_points`` says how it
 was trained). Entry points: :func:`fit_fused`, and ``Sweep.run(executor="fused")`` /
@@ -23,22 +27,27 @@ was trained). Entry points: :func:`fit_fused`, and ``Sweep.run(executor="fused")
 from __future__ import annotations
 
 import contextlib
-import math
 import time
-import types
 
 import torch
-from compressai.ops import LowerBound
-from torch import nn
 from tqdm.auto import tqdm
 
 from gwnlib.experiments import VISION, Experiment, RunConfig, settings_hash
 from gwnlib.files import load_torch, remove_stale_temporaries, save_torch, write_json
-from gwnlib.model.entropy import mask_weights, masked_convolutions
+from gwnlib.model.entropy import mask_weights
 from gwnlib.model.loss import lagrangian
 from gwnlib.runtime import device as resolve_device
 from gwnlib.runtime import hardware, runs_dir, show_progress
-from gwnlib.training.accel import autocast_context, uses_bf16
+from gwnlib.training.accel import autocast_context, uses_bf16, vmappable
+from gwnlib.training.loop import (
+    TERMS,
+    make_optimizer,
+    new_state,
+    record_epoch,
+    should_stop,
+    term,
+    train_epoch,
+)
 from gwnlib.training.runs import (
     claim,
     exclusive,
@@ -48,15 +57,7 @@ from gwnlib.training.runs import (
     run_dir,
     warm_start,
 )
-from gwnlib.training.train import (
-    TERMS,
-    as_config,
-    check_options,
-    finish,
-    rate_scale,
-    should_stop,
-    term,
-)
+from gwnlib.training.train import as_config, check_options, finish
 
 #: The settings in which the points of one fused group may differ.
 FUSED_FIELDS = ("eta", "beta")
@@ -143,101 +144,14 @@ def _check_group(configs: list[RunConfig]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# vmap-able stand-ins for CompressAI's in-place masked convolution and lower bound
-# --------------------------------------------------------------------------------------------
-
-
-# CompressAI's LowerBound is an autograd.Function: torch.func.vmap cannot batch it, and
-# torch.compile over vmap would drop a batchable Function's backward (pytorch/pytorch#129845).
-# A custom operator with its own autograd and vmap rules composes with both.
-
-
-@torch.library.custom_op("gwnlib::lower_bound", mutates_args=())
-def lower_bound(x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
-    """``max(x, bound)`` with CompressAI's ``LowerBoundFunction`` gradient: it passes where x is
-    at or above the bound, and below it only where it pushes x up (a negative gradient)."""
-    return torch.max(x, bound).contiguous()
-
-
-@torch.library.custom_op("gwnlib::lower_bound_backward", mutates_args=())
-def _lower_bound_backward(grad: torch.Tensor, x: torch.Tensor, bound: torch.Tensor) -> torch.Tensor:
-    return (((x >= bound) | (grad < 0)) * grad).contiguous()
-
-
-# What torch.compile traces: outputs of the broadcast shape, contiguous like the ops', of the
-# type torch.max promotes to (forward) or of the incoming gradient (backward).
-@lower_bound.register_fake
-def _(x, bound):
-    shape = torch.broadcast_shapes(x.shape, bound.shape)
-    return x.new_empty(shape, dtype=torch.result_type(x, bound))
-
-
-@_lower_bound_backward.register_fake
-def _(grad, x, bound):
-    return grad.new_empty(torch.broadcast_shapes(grad.shape, x.shape, bound.shape))
-
-
-def _save_inputs(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _lower_bound_grad(ctx, grad):
-    x, bound = ctx.saved_tensors
-    return _lower_bound_backward(grad, x, bound), None
-
-
-lower_bound.register_autograd(_lower_bound_grad, setup_context=_save_inputs)
-
-
-def _batch_first(in_dims, *tensors) -> list[torch.Tensor]:
-    """The operands of a batched elementwise op with the vmap axis first and as many dimensions
-    each, so that they broadcast as their unbatched samples do (aligned on the right)."""
-    ndim = 1 + max(t.dim() - (d is not None) for t, d in zip(tensors, in_dims, strict=True))
-    out = []
-    for t, d in zip(tensors, in_dims, strict=True):
-        t = t.unsqueeze(0) if d is None else t.movedim(d, 0)
-        out.append(t.reshape(t.shape[0], *([1] * (ndim - t.dim())), *t.shape[1:]))
-    return out
-
-
-def _batched_lower_bound(info, in_dims, x, bound):
-    return lower_bound(*_batch_first(in_dims, x, bound)), 0
-
-
-def _batched_lower_bound_backward(info, in_dims, grad, x, bound):
-    return _lower_bound_backward(*_batch_first(in_dims, grad, x, bound)), 0
-
-
-lower_bound.register_vmap(_batched_lower_bound)
-_lower_bound_backward.register_vmap(_batched_lower_bound_backward)
-
-
-def _lower_bound_forward(self, x):
-    return lower_bound(x, self.bound)
-
-
-def _vmappable(template: nn.Module) -> list[str]:
-    """Rewire ``template``'s CompressAI layers for ``functional_call`` under ``vmap`` and return
-    the names of its masked convolutions. ``MaskedConv2d`` multiplies its weight by its mask in
-    place at every call; the fused step masks the stacked weights itself before each forward
-    (:func:`~gwnlib.model.entropy.mask_weights`: same values, same gradients), and the template's
-    layers become plain convolutions."""
-    masked = masked_convolutions(template)
-    for layer in masked.values():
-        layer.forward = types.MethodType(nn.Conv2d.forward, layer)
-    for module in template.modules():
-        if isinstance(module, LowerBound):
-            module.forward = types.MethodType(_lower_bound_forward, module)
-    return list(masked)
-
-
-# --------------------------------------------------------------------------------------------
 # The group
 # --------------------------------------------------------------------------------------------
 
 
 class FusedGroup:
-    """The pending points ``configs`` of the group ``everyone`` (finished ones included)."""
+    """The pending points ``configs`` of the group ``everyone`` (finished ones included): one
+    trainer of :func:`~gwnlib.training.loop.train_epoch` (the loop of a single run too), whose
+    steps are every active point's at once."""
 
     def __init__(self, everyone, configs, folders, group_dir, dev, amp, compile=False):
         self.configs, self.folders, self.group_dir, self.dev = configs, folders, group_dir, dev
@@ -262,18 +176,14 @@ class FusedGroup:
                 warm_start(codec, config, folders[config.key].parent.parent)
         codecs = [codec.to(dev) for codec in codecs]
         self.template = self.base.codec().to(dev)
-        self.masked = _vmappable(self.template)
+        self.masked = vmappable(self.template)
         self.scratch = self.base.codec().to(dev)  # one point's weights, for exports
         params, self.buffers = torch.func.stack_module_state(codecs)
         self.params = {name: p.detach().requires_grad_(True) for name, p in params.items()}
         del codecs
-        self.active = [c.key for c in configs]
+        self._activate([c.key for c in configs])
         self.optimizer = self._optimizer()
-        self.states = {
-            c.key: {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0,
-                    "history": []}
-            for c in configs
-        }  # fmt: skip
+        self.states = {c.key: new_state() for c in configs}
         loss = self.base.loss()
         self.gamma, self.distortions = loss.gamma, loss.distortions
         self.step_fn = self._batched()
@@ -283,16 +193,23 @@ class FusedGroup:
             self.step_fn = torch.compile(self.step_fn, dynamic=False)
 
     # -- state ----------------------------------------------------------------------------------
+    @property
+    def points(self) -> int:
+        """How many points step together now (the trainer's ``points``)."""
+        return len(self.active)
+
     def _optimizer(self) -> torch.optim.Adam:
-        config = self.configs[0]
-        fused = self.dev.type in ("cpu", "cuda")
-        return torch.optim.Adam(
-            list(self.params.values()), lr=config.lr, betas=(0.9, 0.999), fused=fused
-        )
+        return make_optimizer(list(self.params.values()), self.configs[0], self.dev)
 
     def _hyper(self, name: str) -> torch.Tensor:
         values = [getattr(self.by_key[key], name) for key in self.active]
         return torch.tensor(values, dtype=torch.float32, device=self.dev)
+
+    def _activate(self, keys: list[str]) -> None:
+        """Train the points ``keys`` (in the order of the stack) from now on: their etas and
+        betas, copied to the device once here rather than at every step."""
+        self.active = keys
+        self.etas, self.betas = self._hyper("eta"), self._hyper("beta")
 
     def _point_state(self, index: int) -> dict:
         state = {name: p[index].detach() for name, p in self.params.items()}
@@ -327,7 +244,7 @@ class FusedGroup:
                 "finish that group first (pass only its points), or delete the file to restart"
             )
         self.group_keys = saved["keys"]
-        self.active = saved["active"]
+        self._activate(saved["active"])
         self.params = {name: p.requires_grad_(True) for name, p in saved["params"].items()}
         self.buffers = saved["buffers"]
         self.optimizer = self._optimizer()
@@ -341,7 +258,7 @@ class FusedGroup:
         if indices == list(range(len(self.active))):
             return
         if not indices:
-            self.active = []
+            self._activate([])
             return
         index = torch.tensor(indices, device=self.dev)
         old = self.optimizer
@@ -350,7 +267,7 @@ class FusedGroup:
             name: p.detach()[index].clone().requires_grad_(True) for name, p in self.params.items()
         }
         self.buffers = {name: b[index] for name, b in self.buffers.items()}
-        self.active = [self.active[i] for i in indices]
+        self._activate([self.active[i] for i in indices])
         self.optimizer = self._optimizer()
         for before, after in zip(old_params, self.params.values(), strict=True):
             if before in old.state:
@@ -392,13 +309,17 @@ class FusedGroup:
         for grad in grads:
             grad.mul_(coefficient.view(-1, *([1] * (grad.dim() - 1))).to(grad.dtype))
 
-    def backward_step(self, x, t1, t2, etas, betas, scale: float = 1.0) -> dict:
+    def start_epoch(self) -> None:
+        self.template.train()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def backward_step(self, x, t1, t2, scale: float = 1.0) -> dict:
         """Forward, loss and backward of one micro-batch for every active point at once; the
         per-point terms (tensors with one value per point)."""
         self._mask_weights()
         with self.autocast():
             objective, values = self.step_fn(
-                self.params, self.buffers, etas, betas, self._scale(scale), x, t1, t2
+                self.params, self.buffers, self.etas, self.betas, self._scale(scale), x, t1, t2
             )
         (objective.sum() / self.configs[0].accumulate).backward()
         return values
@@ -409,45 +330,24 @@ class FusedGroup:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def _train_epoch(self, epoch: int) -> dict[str, torch.Tensor]:
-        config = self.configs[0]
-        steps = self.base.steps("train")
-        etas, betas = self._hyper("eta"), self._hyper("beta")
-        sums = {key: torch.zeros(len(self.active), device=self.dev) for key in TERMS}
-        first_step = epoch * (steps // config.accumulate)
-        bar = tqdm(
-            total=steps // config.accumulate,
-            desc=f"epoch {epoch + 1} ({len(self.active)} points)",
-            unit="step",
-            leave=False,
-            disable=not self.progress,
-            dynamic_ncols=True,
-        )
-        self.template.train()
-        for i, (x, t1, t2) in enumerate(self.base.batches("train", epoch)):
-            scale = rate_scale(config, first_step + i // config.accumulate)
-            values = self.backward_step(x, t1, t2, etas, betas, scale)
-            for key in TERMS:
-                sums[key] += values[key].detach().float()
-            if (i + 1) % config.accumulate:
-                continue
-            self.update_step()
-            bar.update(1)
-            if self.progress and ((i + 1) // config.accumulate) % self.log_every == 0:
-                bar.set_postfix(loss=f"{(sums['loss'] / (i + 1)).mean().item():.4f}")
-        bar.close()
-        return {key: value / steps for key, value in sums.items()}
+    def _train_epoch(self, epoch: int) -> dict[str, list[float]]:
+        """:func:`~gwnlib.training.loop.train_epoch` of the group: each term's epoch means, one
+        per active point, rounded to float32 (as the group's history has always kept them)."""
+        means = train_epoch(self, self.base, epoch, self.progress, self.log_every)
+        return {key: value.float().tolist() for key, value in means.items()}
 
     @torch.no_grad()
     def _evaluate(self, split: str) -> dict[str, torch.Tensor]:
         self.template.eval()
         self._mask_weights()
-        etas, betas, scale = self._hyper("eta"), self._hyper("beta"), self._scale(1.0)
+        scale = self._scale(1.0)
         sums: dict[str, torch.Tensor] = {}
         count = 0
         for x, t1, t2 in self.base.batches(split):
             with self.autocast():
-                _, values = self.step_fn(self.params, self.buffers, etas, betas, scale, x, t1, t2)
+                _, values = self.step_fn(
+                    self.params, self.buffers, self.etas, self.betas, scale, x, t1, t2
+                )
             for key, value in values.items():
                 sums[key] = sums.get(key, 0) + value.float()
             count += 1
@@ -478,31 +378,17 @@ class FusedGroup:
             disable=not self.progress,
             dynamic_ncols=True,
         )
+        samples = self.base.steps("train") * self.configs[0].batch_size  # per point and epoch
         while self.active:
             epoch = self.states[self.active[0]]["epoch"]  # the active points move together
             started = time.perf_counter()
             train = self._train_epoch(epoch)
-            train = {key: value.tolist() for key, value in train.items()}
             train_seconds = time.perf_counter() - started
             val = {key: value.tolist() for key, value in self._evaluate("val").items()}
-            samples = self.base.steps("train") * self.configs[0].batch_size
             for j, key in enumerate(self.active):
-                state = self.states[key]
-                loss = val["loss"][j]
-                state["epoch"] = epoch + 1
-                if loss < state["best_loss"]:
-                    state.update(best_loss=loss, best_epoch=epoch + 1, bad_epochs=0)
-                else:
-                    state["bad_epochs"] += 1
-                state["history"].append(
-                    {
-                        "epoch": epoch + 1,
-                        **{f"train_{k}": v[j] for k, v in train.items()},
-                        **{f"val_{k}": v[j] for k, v in val.items()},
-                        "train_seconds": train_seconds,
-                        "samples_per_s": samples / train_seconds,
-                    }
-                )
+                point_train = {k: v[j] for k, v in train.items()}
+                point_val = {k: v[j] for k, v in val.items()}
+                record_epoch(self.states[key], point_train, point_val, train_seconds, samples)
             self._checkpoint()  # the commit point of the epoch, as last.pt of a run
             for j, key in enumerate(self.active):
                 self.scratch.load_state_dict(self._point_state(j))

@@ -7,6 +7,9 @@ evaluated on fixed validation batches) with patience, and at most ``max_epochs``
 ``train_steps`` optimiser steps each. On a GPU the transforms run under bfloat16 autocast by
 default while the entropy models' likelihoods, hence every rate, stay in float32.
 
+The epoch itself is :func:`gwnlib.training.loop.train_epoch`, the loop a fused group
+(:mod:`gwnlib.training.fused`) trains through too; :class:`OneRun` is one codec as its trainer.
+
 A run lives in its directory (:mod:`gwnlib.training.runs`: config, history, checkpoints,
 metrics, each file written atomically). ``last.pt`` is the commit point of an epoch:
 ``history.csv`` and ``best.pt`` are exported after it and re-exported on resume. Batches are a
@@ -17,7 +20,6 @@ run resumed from ``last.pt`` ends bit for bit where an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +43,15 @@ from gwnlib.training.accel import (
     autocast_context,
     uses_bf16,
 )
+from gwnlib.training.loop import (
+    TERMS,
+    make_optimizer,
+    new_state,
+    record_epoch,
+    should_stop,
+    term,
+    train_epoch,
+)
 from gwnlib.training.runs import (
     claim,
     exclusive,
@@ -55,15 +66,6 @@ from gwnlib.training.runs import (
     set_aside_damaged,
     warm_start,
 )
-
-#: The rate and distortion terms logged for every epoch and reported at the end.
-TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
-
-
-# --------------------------------------------------------------------------------------------
-# Run directories
-# --------------------------------------------------------------------------------------------
-
 
 # --------------------------------------------------------------------------------------------
 # The fit loop
@@ -141,7 +143,7 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
     codec = experiment.codec().to(dev)
     loss_fn = experiment.loss()
     optimizer = make_optimizer(codec, config, dev)
-    state = {"epoch": 0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    state = new_state()
     last = folder / "last.pt"
     saved = resumable(last)
     if saved is not None:
@@ -167,30 +169,14 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
         disable=not progress,
         dynamic_ncols=True,
     )
+    run = OneRun(train_step, loss_fn, optimizer, config, autocast)
+    samples = experiment.steps("train") * config.batch_size  # per epoch
     while not should_stop(state, config):
-        epoch = state["epoch"]
         started = time.perf_counter()
-        train = _train_epoch(
-            experiment, train_step, loss_fn, optimizer, autocast, epoch, progress, log_every
-        )
+        train = _train_epoch(run, experiment, state["epoch"], progress, log_every)
         train_seconds = time.perf_counter() - started
         val = evaluate(experiment, codec, loss_fn, "val", autocast)
-        improved = val["loss"] < state["best_loss"]
-        state["epoch"] = epoch + 1
-        if improved:
-            state["best_loss"], state["best_epoch"], state["bad_epochs"] = val["loss"], epoch + 1, 0
-        else:
-            state["bad_epochs"] += 1
-        samples = experiment.steps("train") * config.batch_size
-        state["history"].append(
-            {
-                "epoch": epoch + 1,
-                **{f"train_{k}": v for k, v in train.items()},
-                **{f"val_{k}": v for k, v in val.items()},
-                "train_seconds": train_seconds,
-                "samples_per_s": samples / train_seconds,
-            }
-        )
+        record_epoch(state, train, val, train_seconds, samples)
         save_torch(
             last, {"model": codec.state_dict(), "optimizer": optimizer.state_dict(), "state": state}
         )
@@ -201,12 +187,41 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
     return finish(folder, experiment, codec, loss_fn, autocast, state, runtime)
 
 
-def make_optimizer(codec, config: RunConfig, dev: torch.device) -> torch.optim.Adam:
-    """Adam with the paper's settings (Table 1: lr, betas 0.9/0.999, no weight decay), using
-    PyTorch's fused kernel on CPUs and CUDA GPUs (one pass over the parameters instead of several;
-    about 12% faster per step for the coloured-MNIST codec on a 2-core CPU)."""
-    fused = dev.type in ("cpu", "cuda")
-    return torch.optim.Adam(codec.parameters(), lr=config.lr, betas=(0.9, 0.999), fused=fused)
+def _train_epoch(run: OneRun, experiment, epoch, progress, log_every) -> dict[str, float]:
+    """:func:`~gwnlib.training.loop.train_epoch` of one run, its mean terms as numbers."""
+    means = train_epoch(run, experiment, epoch, progress, log_every)
+    return {key: value.item() for key, value in means.items()}
+
+
+class OneRun:
+    """One codec as a trainer of :func:`~gwnlib.training.loop.train_epoch`: ``model`` (the codec,
+    or what calls it: :class:`ChannelsLastInputs`, :class:`CompiledCodec`) trained on ``loss_fn``
+    (Eq. 12 with Eq. 15) by ``optimizer`` under ``autocast``, with ``config``'s gradient
+    accumulation and clipping. Its steps are :func:`backward_step` and :func:`update_step`."""
+
+    points = None  # one run, not a group of points
+
+    def __init__(self, model, loss_fn, optimizer, config: RunConfig,
+                 autocast=contextlib.nullcontext):  # fmt: skip
+        self.model, self.loss_fn, self.optimizer, self.autocast = (
+            model,
+            loss_fn,
+            optimizer,
+            autocast,
+        )
+        self.accumulate, self.clip = config.accumulate, config.clip
+
+    def start_epoch(self) -> None:
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def backward_step(self, x, t1, t2, scale: float = 1.0) -> dict[str, torch.Tensor]:
+        output, terms = backward_step(self.model, self.loss_fn, x, t1, t2, self.autocast, scale,
+                                      self.accumulate)  # fmt: skip
+        return {key: term(output, terms, key) for key in TERMS}
+
+    def update_step(self) -> None:
+        update_step(self.model, self.optimizer, self.clip)
 
 
 def as_config(config, overrides) -> RunConfig:
@@ -219,53 +234,6 @@ def as_config(config, overrides) -> RunConfig:
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig or a dict; got {type(config).__name__}")
     return config
-
-
-def should_stop(state: dict, config: RunConfig) -> bool:
-    return state["epoch"] >= config.max_epochs or state["bad_epochs"] >= config.patience
-
-
-def _train_epoch(experiment, model, loss_fn, optimizer, autocast, epoch, progress, log_every,
-                 every=None, callback=None):  # fmt: skip
-    """One epoch of optimiser steps; ``callback(step)`` after every ``every``-th step and after
-    the last one (the learning curves of :func:`learning_curve`)."""
-    config = experiment.config
-    model.train()
-    sums = {key: torch.zeros((), device=experiment.device) for key in TERMS}
-    steps = experiment.steps("train")
-    bar = tqdm(
-        total=steps // config.accumulate,
-        desc=f"epoch {epoch + 1}",
-        unit="step",
-        leave=False,
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    optimizer.zero_grad(set_to_none=True)
-    first_step = epoch * (steps // config.accumulate)  # optimiser steps before this epoch
-    for i, (x, t1, t2) in enumerate(experiment.batches("train", epoch)):
-        scale = rate_scale(config, first_step + i // config.accumulate)
-        output, terms = backward_step(model, loss_fn, x, t1, t2, autocast, scale, config.accumulate)
-        for key in TERMS:
-            sums[key] += term(output, terms, key).detach().float()
-        if (i + 1) % config.accumulate:
-            continue
-        update_step(model, optimizer, config.clip)
-        bar.update(1)
-        step = (i + 1) // config.accumulate
-        if callback is not None and (step % every == 0 or i + 1 == steps):
-            callback(step)
-        if progress and step % log_every == 0:
-            shown = ("loss", "rate_transmit", "d1", "d2")
-            mean = {key: (sums[key] / (i + 1)).item() for key in shown}
-            bar.set_postfix(
-                loss=f"{mean['loss']:.4f}",
-                R_t=f"{mean['rate_transmit']:.3f}",
-                D1=f"{mean['d1']:.3f}",
-                D2=f"{mean['d2']:.3f}",
-            )
-    bar.close()
-    return {key: value.item() / steps for key, value in sums.items()}
 
 
 def learning_curve(
@@ -308,9 +276,9 @@ def learning_curve(
         if max_steps is not None and step >= max_steps:
             raise _EnoughSteps
 
+    run = OneRun(codec, loss_fn, optimizer, config, autocast)
     with contextlib.suppress(_EnoughSteps):
-        _train_epoch(experiment, codec, loss_fn, optimizer, autocast, 0, show_progress(progress),
-                     25, every=every, callback=record)  # fmt: skip
+        train_epoch(run, experiment, 0, show_progress(progress), 25, every=every, callback=record)
     return rows
 
 
@@ -322,8 +290,9 @@ def backward_step(model, loss_fn, x, t1, t2, autocast=contextlib.nullcontext, sc
                   accumulate=1):  # fmt: skip
     """Forward, loss (Eq. 12 + 15) and backward of one micro-batch; returns (output, terms).
 
-    ``scale``: the eta warm-up factor (:func:`rate_scale`): the gradient sees ``scale * eta``
-    as the rate weight while ``terms["loss"]`` keeps the full eta. No host synchronisation.
+    ``scale``: the eta warm-up factor (:func:`~gwnlib.training.loop.rate_scale`): the gradient
+    sees ``scale * eta`` as the rate weight while ``terms["loss"]`` keeps the full eta. No host
+    synchronisation.
     """
     with autocast():
         output = _forward(model, x)
@@ -342,26 +311,10 @@ def update_step(model, optimizer, clip: float) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def rate_scale(config: RunConfig, step: int) -> float:
-    """The fraction of eta that weighs the rate at optimiser step ``step`` (counted from 0):
-    ``min(1, (step + 1) / eta_warmup)``, or 1 without a warm-up."""
-    if not config.eta_warmup:
-        return 1.0
-    return min(1.0, (step + 1) / config.eta_warmup)
-
-
 def _forward(codec, x):
     """``codec(x)``; a tuple ``x`` is the codec's arguments (``(images, mask)`` for padded
     COCO batches, whose rates count valid pixels only)."""
     return codec(*x) if isinstance(x, tuple) else codec(x)
-
-
-def term(output: dict, terms: dict, key: str) -> torch.Tensor:
-    if key in terms:
-        return terms[key]
-    if key in ("rate_transmit", "rate_receive"):
-        return output[key]
-    return output["rates"].get(key, output["rate_transmit"].new_zeros(()))
 
 
 @torch.no_grad()
