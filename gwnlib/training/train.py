@@ -203,12 +203,8 @@ class OneRun:
 
     def __init__(self, model, loss_fn, optimizer, config: RunConfig,
                  autocast=contextlib.nullcontext):  # fmt: skip
-        self.model, self.loss_fn, self.optimizer, self.autocast = (
-            model,
-            loss_fn,
-            optimizer,
-            autocast,
-        )
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.autocast = autocast
         self.accumulate, self.clip = config.accumulate, config.clip
 
     def start_epoch(self) -> None:
