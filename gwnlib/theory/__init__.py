@@ -11,6 +11,15 @@ common information"). NumPy, float64, bits.
 - :mod:`~gwnlib.theory.theorem1` (with ``theorem1_counterexample`` and ``theorem1_search``):
   Theorem 1 (Eqs. 6-7) checked: pairs of test channels measured
   against its two sets, the counterexample to Lemma 1, the Markov-chain repair and a search.
+
+Beyond two tasks (chapter "Beyond two tasks"):
+
+- :mod:`~gwnlib.theory.multiterminal`: the K-receiver Gray-Wyner network as rates: a stream per
+  set of receivers, transmit, receive and per-receiver rates, the generalised beta of Eq. 12
+  (:func:`stream_prices`) and the lossless cut-set bounds.
+- :mod:`~gwnlib.theory.multivariate`: co-information, total and dual total correlation, the
+  Gács-Körner common part of any set of sources, and worked three-source examples.
+- :mod:`~gwnlib.theory.multivariate_wyner`: Wyner's common information of K sources, computed.
 """
 
 from gwnlib.theory.common_information import (
@@ -37,6 +46,32 @@ from gwnlib.theory.gray_wyner import (
     receive_rate,
     transmit_rate,
 )
+from gwnlib.theory.multiterminal import (
+    MultiterminalBounds,
+    multiterminal_bounds,
+    receiver_rates,
+    stream_prices,
+    stream_rates,
+    subsets,
+    weighted_rate,
+)
+from gwnlib.theory.multiterminal import receive_rate as multiterminal_receive_rate
+from gwnlib.theory.multiterminal import transmit_rate as multiterminal_transmit_rate
+from gwnlib.theory.multivariate import (
+    CommonPart,
+    co_information,
+    common_part,
+    common_part_profile,
+    common_plus_noise_source,
+    dual_total_correlation,
+    marginal,
+    noisy_copies_source,
+    pairwise_bits_source,
+    shared_bit_source,
+    total_correlation,
+    xor_source,
+)
+from gwnlib.theory.multivariate_wyner import MultivariateWyner, multivariate_wyner
 from gwnlib.theory.rate_distortion import (
     binary_rate_distortion,
     blahut_arimoto,
@@ -73,7 +108,10 @@ from gwnlib.theory.theorem1_search import (
 )
 
 __all__ = [
+    "CommonPart",
     "GrayWynerBounds",
+    "MultiterminalBounds",
+    "MultivariateWyner",
     "PairEvaluation",
     "Theorem1Case",
     "Theorem1Counterexample",
@@ -83,7 +121,11 @@ __all__ = [
     "binary_symmetric_channel",
     "blahut_arimoto",
     "check_pmf",
+    "co_information",
     "common_bit_plus_dsbs",
+    "common_part",
+    "common_part_profile",
+    "common_plus_noise_source",
     "conditional_entropy",
     "conditional_interaction_information",
     "conditional_mutual_information",
@@ -93,6 +135,7 @@ __all__ = [
     "dsbs_joint_rate_distortion",
     "dsbs_lossy_wyner",
     "dsbs_lossy_wyner_achiever",
+    "dual_total_correlation",
     "entropy",
     "evaluate_pair",
     "gacs_korner",
@@ -104,17 +147,32 @@ __all__ = [
     "joint_rate_distortion_point",
     "lossless_bounds",
     "lossless_gray_wyner",
+    "marginal",
     "markov_receive_max",
+    "multiterminal_bounds",
+    "multiterminal_receive_rate",
+    "multiterminal_transmit_rate",
+    "multivariate_wyner",
     "mutual_information",
+    "noisy_copies_source",
+    "pairwise_bits_source",
     "rate_distortion",
     "rate_distortion_curve",
     "receive_rate",
+    "receiver_rates",
     "search_theorem1",
+    "shared_bit_source",
     "squared_error_distortion",
+    "stream_prices",
+    "stream_rates",
+    "subsets",
     "theorem1_counterexample",
     "theorem1_counterexample_numbers",
+    "total_correlation",
     "transmit_rate",
     "uniform_rate_distortion",
+    "weighted_rate",
     "wyner_common_information",
     "wyner_dsbs",
+    "xor_source",
 ]
