@@ -3,10 +3,10 @@ bounds (chapter "Beyond two tasks"; the two-receiver case is chapter "Gray-Wyner
 lossy common information").
 
 With two receivers the paper's network (Sec. 2.1, Fig. 1) has a common stream Y0 and two private
-streams Y1, Y2. With K receivers there is one stream Y_S for every non-empty set S of receivers
-(Gray & Wyner 1974, Sec. VI), 2^K - 1 streams: receiver i reads every Y_S with i in S. A set S is
-a sorted tuple of receiver numbers 1..K, e.g. ``(1, 3)``; :func:`subsets` fixes their order. For
-K = 2 that order is (1, 2), (1,), (2,): Y0, Y1, Y2.
+streams Y1, Y2. With K receivers (Gray & Wyner 1974's network, extended) there is one stream Y_S
+for every non-empty set S of receivers, 2^K - 1 streams: receiver i reads every Y_S with i in S.
+A set S is a sorted tuple of receiver numbers 1..K, e.g. ``(1, 3)``; :func:`subsets` fixes their
+order. For K = 2 that order is (1, 2), (1,), (2,): Y0, Y1, Y2.
 
 Rates ``rates`` are given either as a sequence of 2^K - 1 numbers in the order of
 :func:`subsets` (K is read from the length) or as a mapping {S: R_S} (missing streams carry 0;
