@@ -31,8 +31,14 @@ __all__ = [
     "SPLITS",
     "SPLIT_SEED",
     "ColoredMNIST",
+    "check_count",
+    "check_split",
+    "colorize_table",
     "colourise",
+    "mnist_images",
+    "resize_rgb",
     "split_indices",
+    "split_positions",
 ]
 
 #: The ten colours in the authors' order, as PIL colour names (paper Sec. 4.2).
@@ -74,13 +80,18 @@ _CHANNEL_ON = (_PLANE_OF >= 0).to(torch.float32)[:, :, None, None]
 _RESIZE_CHUNK = 10_000  # images per batch of the one-off resize (bounds its memory)
 
 
-def _colorize_table(level: int) -> np.ndarray:
-    """PIL's ``ImageOps.colorize`` table for one channel from 0 (black) to ``level`` (white).
+def colorize_table(black, white) -> np.ndarray:
+    """PIL's ``ImageOps.colorize`` table, uint8 [..., 256], for channels from ``black`` to
+    ``white`` (channel values 0..255, or arrays of them, which broadcast).
 
-    Intensity i < 255 maps to floor(i * level / 255) and 255 maps to ``level``, so a channel of
-    255 is the grey image itself and a channel of 0 stays 0.
+    Intensity i maps to black + floor(i * (white - black) / 255), exactly as PIL's 2-colour
+    ``colorize`` builds it (PIL sets i = 255 to ``white``, which the formula gives too). With
+    black = 0, a channel of 255 is the grey image itself and a channel of 0 stays 0. Shared with
+    :mod:`gwnlib.data.triple_mnist`, whose backgrounds are not black.
     """
-    return np.array([i * level // 255 for i in range(255)] + [level], dtype=np.uint8)
+    black = np.asarray(black, dtype=np.int64)[..., None]
+    white = np.asarray(white, dtype=np.int64)[..., None]
+    return (black + np.arange(256) * (white - black) // 255).astype(np.uint8)
 
 
 def _resized_planes(grey: np.ndarray) -> torch.Tensor:
@@ -94,7 +105,7 @@ def _resized_planes(grey: np.ndarray) -> torch.Tensor:
     overshoot makes the resize non-linear, and that shortcut was up to 27/255 off on 300 real
     digits.
     """
-    tables = np.stack([_colorize_table(level) for level in _LEVELS])
+    tables = np.stack([colorize_table(0, level) for level in _LEVELS])
     n_levels, n = len(tables), len(grey)
     planes = np.empty((n_levels, n, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for first in range(0, n_levels, 3):  # three planes at a time, as the bands of an RGB image
@@ -104,14 +115,14 @@ def _resized_planes(grey: np.ndarray) -> torch.Tensor:
         for start in range(0, n, _RESIZE_CHUNK):
             chunk = grey[start : start + _RESIZE_CHUNK]
             rgb = np.ascontiguousarray(np.moveaxis(bands[:, chunk], 0, -1))  # [n, H, W, 3]
-            resized = np.stack([_resize_rgb(image) for image in rgb])
+            resized = np.stack([resize_rgb(image) for image in rgb])
             planes[first : first + len(group), start : start + len(chunk)] = np.moveaxis(
                 resized[..., : len(group)], -1, 0
             )
     return torch.from_numpy(planes)
 
 
-def _resize_rgb(image: np.ndarray) -> np.ndarray:
+def resize_rgb(image: np.ndarray) -> np.ndarray:
     """PIL's bicubic resize of one uint8 RGB array [H, W, 3] to [32, 32, 3]."""
     size = (IMAGE_SIZE, IMAGE_SIZE)
     return np.asarray(Image.fromarray(image, "RGB").resize(size, Image.Resampling.BICUBIC))
@@ -157,6 +168,18 @@ def colourise(grey, colours) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 _CACHE: dict[tuple[str, bool], tuple[torch.Tensor, torch.Tensor]] = {}
+_GREY_CACHE: dict[tuple[str, bool], tuple[np.ndarray, torch.Tensor]] = {}
+
+
+def mnist_images(root: Path, train: bool, download: bool) -> tuple[np.ndarray, torch.Tensor]:
+    """(grey images [N, 28, 28] uint8, digits [N] int64 LongTensor) of one MNIST split, as on
+    disk, cached per process: what :mod:`gwnlib.data.triple_mnist` colours item by item.
+    (:class:`ColoredMNIST` keeps resized planes instead and does not fill this cache.)"""
+    key = (str(root), train)
+    if key not in _GREY_CACHE:
+        grey, digits = _load_mnist(root, train, download)
+        _GREY_CACHE[key] = (grey, torch.from_numpy(digits))
+    return _GREY_CACHE[key]
 
 
 def _mnist_planes(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,6 +243,37 @@ def split_indices(split: str, val_size: int = 10_000) -> np.ndarray:
     return np.sort(chosen).astype(np.int64)
 
 
+def check_split(split: str, val_size: int) -> tuple[str, int]:
+    """``(split, val_size)`` checked: ``split`` one of :data:`SPLITS`, ``val_size`` an integer
+    in [0, 60000), at least 1 when ``split`` is ``"val"``; else a ValueError."""
+    split = check_choice("split", split, SPLITS)
+    val_size = _check_val_size(val_size)
+    if split == "val" and val_size == 0:
+        raise ValueError("val_size must be at least 1 for split='val'; got 0")
+    return split, val_size
+
+
+def split_positions(split: str, val_size: int, test_size: int) -> np.ndarray:
+    """Positions int64 of the items of ``split`` in their MNIST split: all ``test_size`` test
+    images for ``"test"``, else :func:`split_indices` of MNIST's training images."""
+    split, val_size = check_split(split, val_size)
+    if split == "test":
+        return np.arange(test_size, dtype=np.int64)
+    return split_indices(split, val_size)
+
+
+def check_count(count, n: int) -> int:
+    """The number of items a ``tensors(count=...)`` call takes: ``n`` when ``count`` is None,
+    else ``count`` checked to be an integer in [1, n] (TypeError / ValueError otherwise)."""
+    if count is None:
+        return n
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+        raise TypeError(f"count must be an integer in [1, {n}] or None; got {count!r}")
+    if not 1 <= count <= n:
+        raise ValueError(f"count must be an integer in [1, {n}] or None; got {count}")
+    return int(count)
+
+
 class ColoredMNIST(torch.utils.data.Dataset):
     """MNIST digits coloured by a law P(colour | digit) (paper Sec. 4.2, appendix D.4).
 
@@ -257,19 +311,14 @@ class ColoredMNIST(torch.utils.data.Dataset):
         val_size: int = 10_000,
         download: bool = True,
     ) -> None:
-        self.split = check_choice("split", split, SPLITS)
+        check_choice("split", split, SPLITS)  # first: a bad split is named before a bad pmf
         self.pmf = check_choice("pmf", pmf, PMFS)
         check_seed(seed)
         self.seed = int(seed)
-        self.val_size = _check_val_size(val_size)
-        if self.split == "val" and self.val_size == 0:
-            raise ValueError("val_size must be at least 1 for split='val'; got 0")
+        self.split, self.val_size = check_split(split, val_size)
         self.root = Path(root).expanduser().resolve() if root is not None else data_dir()
         planes, digits = _mnist_planes(self.root, self.split != "test", download)
-        if self.split == "test":
-            self.indices = np.arange(len(digits), dtype=np.int64)
-        else:
-            self.indices = split_indices(self.split, self.val_size)
+        self.indices = split_positions(self.split, self.val_size, len(digits))
         self._planes = planes
         self._positions = torch.from_numpy(self.indices)
         #: The digit of every item, a LongTensor [N].
@@ -312,13 +361,7 @@ class ColoredMNIST(torch.utils.data.Dataset):
         None). Item i equals ``self[i]`` at that epoch. For small-data runs and for training
         from GPU memory; the training split takes about 600 MB.
         """
-        n = len(self)
-        if count is not None:
-            if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-                raise TypeError(f"count must be an integer in [1, {n}] or None; got {count!r}")
-            if not 1 <= count <= n:
-                raise ValueError(f"count must be an integer in [1, {n}] or None; got {count}")
-            n = int(count)
+        n = check_count(count, len(self))
         colours = self.colours(epoch)[:n]
         images = _assemble(self._planes, self._positions[:n], colours)
         return images, self.digits[:n].clone(), colours
