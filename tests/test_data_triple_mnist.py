@@ -30,7 +30,6 @@ from gwnlib.data.triple_laws import (
     law_theory,
     sample_attributes,
     table,
-    triple_gacs_korner,
 )
 from gwnlib.data.triple_mnist import (
     BACKGROUND_RGB,
@@ -129,28 +128,6 @@ def test_co_information_is_yeungs_sign():
     # Redundant tasks give a positive co-information, synergistic ones a negative one.
     assert law_theory("shared")["I(D;C;B)"] > 0 > law_theory("synergy")["I(D;C;B)"]
     assert law_theory("synergy")["I(D;C;B)"] == interaction_information(law_pmf("synergy"))
-
-
-def test_triple_gacs_korner_on_small_tables():
-    p = np.zeros((2, 2, 2))
-    p[0, 0, 0] = p[1, 1, 1] = 0.5  # one fair bit, seen by all three
-    assert triple_gacs_korner(p) == pytest.approx(1.0)
-    xor = np.zeros((2, 2, 2))
-    for x in (0, 1):
-        for y in (0, 1):
-            xor[x, y, x ^ y] = 0.25
-    assert triple_gacs_korner(xor) == pytest.approx(0.0)  # pairwise independent: one component
-    # A common fair bit w with private bits: X = (w, u), Y = (w, v), Z = w. K = 1 bit, although
-    # X and Y share nothing else.
-    q = np.zeros((4, 4, 2))
-    for w in (0, 1):
-        for u in (0, 1):
-            for v in (0, 1):
-                q[2 * w + u, 2 * w + v, w] = 1 / 8
-    assert triple_gacs_korner(q) == pytest.approx(1.0)
-    assert triple_gacs_korner(q, base=4) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="3 axes"):
-        triple_gacs_korner(np.eye(2) / 2)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,12 +34,12 @@ import numpy as np
 from gwnlib.runtime import check_choice, check_epoch, check_seed
 from gwnlib.theory.common_information import gacs_korner
 from gwnlib.theory.entropy import (
-    check_pmf,
     conditional_mutual_information,
     entropy,
     interaction_information,
     mutual_information,
 )
+from gwnlib.theory.multivariate import common_part, dual_total_correlation, total_correlation
 
 __all__ = [
     "LAWS",
@@ -49,7 +49,6 @@ __all__ = [
     "law_theory",
     "sample_attributes",
     "table",
-    "triple_gacs_korner",
 ]
 
 #: The laws P(colour, background | digit), in the order of the chapter "Beyond two tasks".
@@ -107,38 +106,6 @@ def attributes_given_digit(law: str) -> np.ndarray:
     return law_pmf(law) * 10.0
 
 
-def triple_gacs_korner(p_xyz, base: float = 2) -> float:
-    """Gacs-Korner common information of three variables: H of the largest variable that X, Y
-    and Z each determine, in bits (unless ``base`` says otherwise).
-
-    The three-variable form of :func:`gwnlib.theory.common_information.gacs_korner`: link the
-    values x, y and z of every triple of the support of ``p_xyz[x, y, z]``; the common variable
-    is the connected component, and K its entropy. It is at most each pairwise K. A local
-    stand-in until :mod:`gwnlib.theory` has a three-variable common-information function.
-    """
-    p = check_pmf(p_xyz, ndim=3, name="p_xyz")
-    sizes = p.shape
-    offsets = (0, sizes[0], sizes[0] + sizes[1])
-    parent = list(range(sum(sizes)))
-
-    def root(node: int) -> int:
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    for triple in np.argwhere(p > 0):
-        nodes = [root(offset + int(value)) for offset, value in zip(offsets, triple, strict=True)]
-        for node in nodes[1:]:
-            parent[node] = nodes[0]
-    masses: dict[int, float] = {}
-    for x in range(sizes[0]):
-        mass = float(p[x].sum())
-        if mass > 0:
-            masses[root(x)] = masses.get(root(x), 0.0) + mass
-    return entropy(np.array(list(masses.values())), base)
-
-
 def law_theory(law: str) -> dict[str, float]:
     """The exact information measures of ``law``, in bits, keyed by :data:`MEASURES`.
 
@@ -147,7 +114,8 @@ def law_theory(law: str) -> dict[str, float]:
     H(D, C, B), dual total correlation DTC = H(D, C, B) - H(D | C, B) - H(C | D, B) -
     H(B | D, C), the pairwise Gacs-Korner common parts K (paper Eq. 8, via
     :func:`gwnlib.theory.common_information.gacs_korner`) and the three-way one
-    (:func:`triple_gacs_korner`). All from :mod:`gwnlib.theory` on :func:`law_pmf`.
+    (:func:`gwnlib.theory.multivariate.common_part`). All from :mod:`gwnlib.theory` on
+    :func:`law_pmf`.
     """
     p = law_pmf(law)
     p_dc, p_db, p_cb = p.sum(axis=2), p.sum(axis=1), p.sum(axis=0)
@@ -166,12 +134,12 @@ def law_theory(law: str) -> dict[str, float]:
         "I(C;B)": mutual_information(p_cb),
         "I(D;C|B)": conditional_mutual_information(p),
         "I(D;C;B)": interaction_information(p),
-        "TC": h_d + h_c + h_b - h_all,
-        "DTC": h_all - (h_all - h_cb) - (h_all - h_db) - (h_all - h_dc),
+        "TC": total_correlation(p),
+        "DTC": dual_total_correlation(p),
         "K(D;C)": gacs_korner(p_dc).value,
         "K(D;B)": gacs_korner(p_db).value,
         "K(C;B)": gacs_korner(p_cb).value,
-        "K(D;C;B)": triple_gacs_korner(p),
+        "K(D;C;B)": common_part(p).value,
     }
 
 
