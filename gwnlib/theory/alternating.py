@@ -19,13 +19,15 @@ PERTURBATION = 0.02  # size of the log-space jitter that separates coinciding co
 
 
 def component_labels(p: np.ndarray) -> np.ndarray:
-    """Connected-component index of every cell with p > 0 (-1 elsewhere), by union-find.
+    """Connected-component index of every cell with p > 0 (-1 elsewhere), by union-find, for a
+    table of any number of axes.
 
-    Nodes are rows 0..nx-1 and columns nx..nx+ny-1; each positive cell joins its row and column.
-    Components are numbered in order of their smallest row.
+    Nodes are the values of every axis (rows 0..nx-1, then columns nx..nx+ny-1, ...); each
+    positive cell joins its values, one per axis. Components are numbered in order of their
+    first cell in row-major order (for two axes: of their smallest row).
     """
-    nx, ny = p.shape
-    parent = list(range(nx + ny))
+    offsets = np.concatenate([[0], np.cumsum(p.shape)])
+    parent = list(range(int(offsets[-1])))
 
     def find(node: int) -> int:
         while parent[node] != node:
@@ -34,15 +36,16 @@ def component_labels(p: np.ndarray) -> np.ndarray:
         return node
 
     cells = np.argwhere(p > 0)
-    for x, y in cells:
-        root_x, root_y = find(int(x)), find(nx + int(y))
-        if root_x != root_y:
-            parent[max(root_x, root_y)] = min(root_x, root_y)
+    for cell in cells:
+        roots = [find(int(offsets[axis] + x)) for axis, x in enumerate(cell)]
+        for root in roots[1:]:
+            a, b = find(roots[0]), find(root)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
     labels = np.full(p.shape, -1, dtype=np.int64)
     numbering: dict[int, int] = {}
-    for x, y in cells:  # argwhere is in row-major order, so rows appear in increasing order
-        root = find(int(x))
-        labels[x, y] = numbering.setdefault(root, len(numbering))
+    for cell in cells:  # argwhere is in row-major order
+        labels[tuple(cell)] = numbering.setdefault(find(int(cell[0])), len(numbering))
     return labels
 
 
@@ -120,28 +123,32 @@ def objective(p: np.ndarray, z: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return update(p, z, beta)[1]
 
 
-def squarem(p: np.ndarray, z: np.ndarray, beta: np.ndarray):
-    """One SQUAREM step (Varadhan & Roland 2008, scheme S3) of :func:`update`, in log space.
+def squarem(p, z: np.ndarray, beta: np.ndarray, step=update):
+    """One SQUAREM step (Varadhan & Roland 2008, scheme S3) of ``step`` (default
+    :func:`update`; any map ``step(p, z, beta) -> (z', f(z))`` over a batch of log channels
+    ``z[b, ...]``), in log space.
 
     From z0: z1 = U(z0), z2 = U(z1), extrapolate z' = z0 - 2 a r + a^2 v (r = z1 - z0,
     v = z2 - 2 z1 + z0, a = -|r| / |v|, at most -1), then z3 = U(z'). A restart keeps z3 when
     f(z') <= f(z1), else falls back to z2, so the objective never increases. Returns the new z
     and f(z0).
     """
-    z1, f0 = update(p, z, beta)
-    z2, f1 = update(p, z1, beta)
+    z1, f0 = step(p, z, beta)
+    z2, f1 = step(p, z1, beta)
     r, v = z1 - z, z2 - 2 * z1 + z
-    r_norm = np.sqrt((r**2).sum(axis=(1, 2, 3)))
-    v_norm = np.sqrt((v**2).sum(axis=(1, 2, 3)))
-    alpha = -np.clip(r_norm / np.maximum(v_norm, TINY), 1.0, 1e3)[:, None, None, None]
+    axes, per_start = tuple(range(1, z.ndim)), (-1,) + (1,) * (z.ndim - 1)
+    r_norm = np.sqrt((r**2).sum(axis=axes))
+    v_norm = np.sqrt((v**2).sum(axis=axes))
+    alpha = -np.clip(r_norm / np.maximum(v_norm, TINY), 1.0, 1e3).reshape(per_start)
     with np.errstate(over="ignore", invalid="ignore"):
-        z3, f_extrapolated = update(p, normalise(z - 2 * alpha * r + alpha**2 * v), beta)
+        z3, f_extrapolated = step(p, normalise(z - 2 * alpha * r + alpha**2 * v), beta)
     accept = np.isfinite(f_extrapolated) & (f_extrapolated <= f1)
-    return np.where(accept[:, None, None, None], z3, z2), f0
+    return np.where(accept.reshape(per_start), z3, z2), f0
 
 
-def minimise(p, z, beta, tol: float, max_iter: int, accelerate: bool = True):
-    """Updates at fixed beta until no restart gains more than ``tol`` (nats) per round.
+def minimise(p, z, beta, tol: float, max_iter: int, accelerate: bool = True, step=update):
+    """Updates (``step``, default :func:`update`) at fixed beta until no restart gains more than
+    ``tol`` (nats) per round.
 
     A round is one SQUAREM step (three updates) when ``accelerate``, else ten plain updates,
     which move the least (used for the final projection onto Markov chains). Stops after at
@@ -151,12 +158,12 @@ def minimise(p, z, beta, tol: float, max_iter: int, accelerate: bool = True):
     updates = 0
     while updates < max_iter and len(z):
         if accelerate:
-            z, f_new = squarem(p, z, beta)
+            z, f_new = squarem(p, z, beta, step)
             updates += 3
         else:
-            z, f_new = update(p, z, beta)
+            z, f_new = step(p, z, beta)
             for _ in range(9):
-                z, _ = update(p, z, beta)
+                z, _ = step(p, z, beta)
             updates += 10
         if f is not None and np.max(f - f_new) < tol:
             break

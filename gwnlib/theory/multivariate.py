@@ -28,6 +28,7 @@ from itertools import combinations, product
 
 import numpy as np
 
+from gwnlib.theory.alternating import component_labels
 from gwnlib.theory.checks import check_crossover
 from gwnlib.theory.entropy import check_pmf, entropy
 
@@ -104,37 +105,16 @@ def common_part(p, variables=None, base: float = 2) -> CommonPart:
     variables = tuple(range(1, p.ndim + 1)) if variables is None else variables
     variables = check_variables(variables, p.ndim)
     table = marginal(p, variables)
-    offsets = np.concatenate([[0], np.cumsum(table.shape)])
-    parent = list(range(int(offsets[-1])))
-
-    def find(node: int) -> int:
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]  # path halving
-            node = parent[node]
-        return node
-
-    cells = np.argwhere(table > 0)
-    for cell in cells:
-        roots = [find(int(offsets[axis] + x)) for axis, x in enumerate(cell)]
-        for root in roots[1:]:
-            a, b = find(roots[0]), find(root)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    numbering: dict[int, int] = {}
-    labels = np.full(table.shape, -1, dtype=np.int64)
-    for cell in cells:  # row-major order: components numbered by their first cell
-        labels[tuple(cell)] = numbering.setdefault(find(int(offsets[0] + cell[0])), len(numbering))
-    masses = np.array([table[labels == j].sum() for j in range(len(numbering))])
+    labels = component_labels(table)
+    count = int(labels.max()) + 1
+    masses = np.array([table[labels == j].sum() for j in range(count)])
     masses = masses / masses.sum()  # remove rounding; the masses sum to 1
-    functions = []
-    for axis, size in enumerate(table.shape):
-        used = table.sum(axis=tuple(a for a in range(table.ndim) if a != axis)) > 0
-        functions.append(
-            np.array(
-                [numbering[find(int(offsets[axis] + x))] if used[x] else -1 for x in range(size)]
-            )
-        )
-    return CommonPart(variables, entropy(masses, base), labels, masses, tuple(functions))
+    # The part as a function of each variable: the label its value's cells share (-1: unused).
+    functions = tuple(
+        np.moveaxis(labels, axis, 0).reshape(size, -1).max(axis=1)
+        for axis, size in enumerate(table.shape)
+    )
+    return CommonPart(variables, entropy(masses, base), labels, masses, functions)
 
 
 def common_part_profile(p, base: float = 2) -> dict[tuple[int, ...], float]:

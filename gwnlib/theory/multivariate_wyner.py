@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gwnlib.theory.alternating import LOG_FLOOR, TINY, normalise
+from gwnlib.theory.alternating import LOG_FLOOR, TINY, minimise, normalise, one_hot
 from gwnlib.theory.checks import check_count, check_positive
 from gwnlib.theory.common_information import PENALTY_SCHEDULE
 from gwnlib.theory.entropy import check_pmf, entropy, mutual_information
@@ -92,7 +92,7 @@ def multivariate_wyner(
     rng = np.random.default_rng(seed)
     stages = np.array(PENALTY_SCHEDULE) * _penalty_scale(p)
     random = np.log(np.maximum(rng.dirichlet(np.ones(n_w), size=(restarts, len(cells))), TINY))
-    smooth = [np.log(0.9 * _one_hot(lab, n_w) + 0.1 / n_w) for lab in labels]
+    smooth = [np.log(0.9 * one_hot(lab, n_w) + 0.1 / n_w) for lab in labels]
     z = normalise(np.concatenate([random, np.array(smooth).reshape(-1, len(cells), n_w)]))
     start = np.concatenate(
         [np.arange(restarts) % len(stages), np.full(len(smooth), len(stages) - 1)]
@@ -101,10 +101,12 @@ def multivariate_wyner(
         active = start <= k
         if np.any(active):
             beta = 1.0 + 1.0 / penalty
-            z[active] = _minimise(model, z[active], beta, tol, max_iter, accelerate=True)
-    z = _minimise(model, z, 1.0, tol, max_iter, accelerate=False)  # onto exact independence
+            z[active] = minimise(model, z[active], beta, tol, max_iter, step=_step)[0]
+    z = minimise(model, z, 1.0, tol, max_iter, accelerate=False, step=_step)[
+        0
+    ]  # onto exact independence
     constant = np.zeros(len(cells), dtype=np.int64)
-    exact = np.array([_one_hot(lab, n_w) for lab in [*labels, constant]])
+    exact = np.array([one_hot(lab, n_w) for lab in [*labels, constant]])
     exact = np.maximum(np.log(np.maximum(exact, TINY)), LOG_FLOOR)
     candidates = np.concatenate([z, exact])
 
@@ -147,37 +149,6 @@ def _step(model, z, beta):
     return normalise(log_p_w[:, None, :] + likelihood / beta), beta * info + private
 
 
-def _squarem(model, z, beta):
-    """One SQUAREM step (scheme S3) of :func:`_step`, kept only where it does not lose."""
-    z1, f0 = _step(model, z, beta)
-    z2, f1 = _step(model, z1, beta)
-    r, v = z1 - z, z2 - 2 * z1 + z
-    r_norm, v_norm = np.sqrt((r**2).sum(axis=(1, 2))), np.sqrt((v**2).sum(axis=(1, 2)))
-    alpha = -np.clip(r_norm / np.maximum(v_norm, TINY), 1.0, 1e3)[:, None, None]
-    with np.errstate(over="ignore", invalid="ignore"):
-        z3, f_extrapolated = _step(model, normalise(z - 2 * alpha * r + alpha**2 * v), beta)
-    accept = np.isfinite(f_extrapolated) & (f_extrapolated <= f1)
-    return np.where(accept[:, None, None], z3, z2), f0
-
-
-def _minimise(model, z, beta, tol, max_iter, accelerate):
-    """Rounds of updates at fixed beta until no start gains more than ``tol`` nats per round."""
-    f, updates = None, 0
-    while updates < max_iter and len(z):
-        if accelerate:
-            z, f_new = _squarem(model, z, beta)
-            updates += 3
-        else:
-            z, f_new = _step(model, z, beta)
-            for _ in range(9):
-                z, _ = _step(model, z, beta)
-            updates += 10
-        if f is not None and np.max(f - f_new) < tol:
-            break
-        f = f_new
-    return z
-
-
 def _labelings(p, cells, n_w) -> list[np.ndarray]:
     """Labels w(cell) for W = Gács-Körner part, W = X_rest (each i), W = X, where n_w allows."""
     K = p.ndim
@@ -190,10 +161,6 @@ def _labelings(p, cells, n_w) -> list[np.ndarray]:
         labels.append(np.unique(rest, axis=0, return_inverse=True)[1].reshape(-1))
     labels.append(np.arange(len(cells)))
     return [lab for lab in labels if lab.max() < n_w]
-
-
-def _one_hot(labels: np.ndarray, n_w: int) -> np.ndarray:
-    return (labels[..., None] == np.arange(n_w)).astype(np.float64)
 
 
 def _penalty_scale(p) -> float:
