@@ -31,6 +31,7 @@ __all__ = [
     "SPLITS",
     "SPLIT_SEED",
     "ColoredMNIST",
+    "MnistSplit",
     "check_count",
     "check_split",
     "colorize_table",
@@ -274,7 +275,51 @@ def check_count(count, n: int) -> int:
     return int(count)
 
 
-class ColoredMNIST(torch.utils.data.Dataset):
+class MnistSplit(torch.utils.data.Dataset):
+    """A split of MNIST whose items carry attributes drawn for (``seed``, epoch, item) by the
+    subclass's ``_draw(epoch)``: what :class:`ColoredMNIST` and
+    :class:`gwnlib.data.triple_mnist.TripleColoredMNIST` share.
+
+    ``split`` and ``val_size`` as in :func:`split_indices`; ``load(root, train, download)`` gives
+    the images of MNIST's training or test file, in whatever form the subclass colours from
+    (kept as ``_images``), and their digits. The training split redraws its attributes at
+    :meth:`set_epoch`; val and test keep epoch 0's whatever the epoch.
+    """
+
+    def __init__(self, root, split: str, seed: int, val_size: int, download: bool, load) -> None:
+        check_seed(seed)
+        self.seed = int(seed)
+        self.split, self.val_size = check_split(split, val_size)
+        self.root = Path(root).expanduser().resolve() if root is not None else data_dir()
+        self._images, digits = load(self.root, self.split != "test", download)
+        self.indices = split_positions(self.split, self.val_size, len(digits))
+        self._positions = torch.from_numpy(self.indices)
+        #: The digit of every item, a LongTensor [N].
+        self.digits = digits[self._positions]
+        self.epoch = 0
+        self._drawn = self._draw(0)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the training attributes of ``epoch`` (an int >= 0); val and test keep epoch
+        0's."""
+        self.epoch = check_epoch(epoch)
+        if self.split == "train":
+            self._drawn = self._draw(self.epoch)
+
+    def _drawn_at(self, epoch: int | None) -> torch.Tensor:
+        """The attributes at ``epoch`` (None: the current one; val and test: epoch 0's)."""
+        if epoch is None or self.split != "train":
+            return self._drawn.clone()
+        return self._draw(check_epoch(epoch))
+
+    def _draw(self, epoch: int) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ColoredMNIST(MnistSplit):
     """MNIST digits coloured by a law P(colour | digit) (paper Sec. 4.2, appendix D.4).
 
     Items are ``(image, (digit, colour))``: ``image`` a float32 tensor [3, 32, 32] in [0, 1]
@@ -313,44 +358,22 @@ class ColoredMNIST(torch.utils.data.Dataset):
     ) -> None:
         check_choice("split", split, SPLITS)  # first: a bad split is named before a bad pmf
         self.pmf = check_choice("pmf", pmf, PMFS)
-        check_seed(seed)
-        self.seed = int(seed)
-        self.split, self.val_size = check_split(split, val_size)
-        self.root = Path(root).expanduser().resolve() if root is not None else data_dir()
-        planes, digits = _mnist_planes(self.root, self.split != "test", download)
-        self.indices = split_positions(self.split, self.val_size, len(digits))
-        self._planes = planes
-        self._positions = torch.from_numpy(self.indices)
-        #: The digit of every item, a LongTensor [N].
-        self.digits = digits[self._positions]
-        self.epoch = 0
-        self._colours = self._draw(0)
-
-    def __len__(self) -> int:
-        return len(self.indices)
+        super().__init__(root, split, seed, val_size, download, _mnist_planes)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, tuple[int, int]]:
         # The one-item case of _assemble, in the operations that are fastest for one image.
-        colour = int(self._colours[index])
-        planes = self._planes[:, int(self.indices[index])]  # a view [L, 32, 32]
+        colour = int(self._drawn[index])
+        planes = self._images[:, int(self.indices[index])]  # a view [L, 32, 32]
         image = planes.index_select(0, _PLANE_INDEX[colour]).to(torch.float32)
         image = image.mul_(_CHANNEL_ON[colour]).div_(255)
         return image, (int(self.digits[index]), colour)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the training colours of ``epoch`` (an int >= 0); val and test keep epoch 0's."""
-        self.epoch = check_epoch(epoch)
-        if self.split == "train":
-            self._colours = self._draw(self.epoch)
 
     def colours(self, epoch: int | None = None) -> torch.Tensor:
         """The colour of every item, a LongTensor [N], at ``epoch`` (default: the current one).
 
         Val and test give epoch 0's colours for any epoch.
         """
-        if epoch is None or self.split != "train":
-            return self._colours.clone()
-        return self._draw(check_epoch(epoch))
+        return self._drawn_at(epoch)
 
     def tensors(
         self, epoch: int | None = None, count: int | None = None
@@ -363,7 +386,7 @@ class ColoredMNIST(torch.utils.data.Dataset):
         """
         n = check_count(count, len(self))
         colours = self.colours(epoch)[:n]
-        images = _assemble(self._planes, self._positions[:n], colours)
+        images = _assemble(self._images, self._positions[:n], colours)
         return images, self.digits[:n].clone(), colours
 
     def __repr__(self) -> str:

@@ -23,15 +23,14 @@ from PIL import ImageColor
 from gwnlib.data.colored_mnist import (
     COLOUR_RGB,
     SPLITS,
+    MnistSplit,
     check_count,
-    check_split,
     colorize_table,
     mnist_images,
     resize_rgb,
-    split_positions,
 )
 from gwnlib.data.triple_laws import LAWS, sample_attributes
-from gwnlib.runtime import check_choice, check_epoch, check_seed, data_dir
+from gwnlib.runtime import check_choice
 
 __all__ = [
     "BACKGROUNDS",
@@ -114,7 +113,7 @@ def _check_indices(name: str, values, n: int, palette: str) -> np.ndarray:
     return values
 
 
-class TripleColoredMNIST(torch.utils.data.Dataset):
+class TripleColoredMNIST(MnistSplit):
     """MNIST digits in a stroke colour on a background colour, both drawn from a law
     P(colour, background | digit) (chapter "Beyond two tasks"; the two-task source is paper
     Sec. 4.2 and appendix D.4).
@@ -149,40 +148,17 @@ class TripleColoredMNIST(torch.utils.data.Dataset):
     ) -> None:
         check_choice("split", split, SPLITS)  # first: a bad split is named before a bad law
         self.law = check_choice("law", law, LAWS)
-        check_seed(seed)
-        self.seed = int(seed)
-        self.split, self.val_size = check_split(split, val_size)
-        self.root = Path(root).expanduser().resolve() if root is not None else data_dir()
-        grey, digits = mnist_images(self.root, self.split != "test", download)
-        self.indices = split_positions(self.split, self.val_size, len(digits))
-        self._grey = grey
-        #: The digit of every item, a LongTensor [N].
-        self.digits = digits[torch.from_numpy(self.indices)]
-        self.epoch = 0
-        self._attributes = self._draw(0)
-
-    def __len__(self) -> int:
-        return len(self.indices)
+        super().__init__(root, split, seed, val_size, download, mnist_images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, tuple[int, int, int]]:
-        colour, background = (int(v) for v in self._attributes[:, index])
-        image = _to_float(_paint(self._grey[int(self.indices[index])], colour, background))
+        colour, background = (int(v) for v in self._drawn[:, index])
+        image = _to_float(_paint(self._images[int(self.indices[index])], colour, background))
         return image, (int(self.digits[index]), colour, background)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the training colours and backgrounds of ``epoch`` (an int >= 0); val and test
-        keep epoch 0's."""
-        self.epoch = check_epoch(epoch)
-        if self.split == "train":
-            self._attributes = self._draw(self.epoch)
 
     def attributes(self, epoch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(colours [N], backgrounds [N]) LongTensors at ``epoch`` (default: the current one);
         val and test give epoch 0's for any epoch."""
-        if epoch is None or self.split != "train":
-            drawn = self._attributes.clone()
-        else:
-            drawn = self._draw(check_epoch(epoch))
+        drawn = self._drawn_at(epoch)
         return drawn[0], drawn[1]
 
     def tensors(
@@ -196,7 +172,7 @@ class TripleColoredMNIST(torch.utils.data.Dataset):
         """
         n = check_count(count, len(self))
         colours, backgrounds = (v[:n] for v in self.attributes(epoch))
-        images = colourise_on(self._grey[self.indices[:n]], colours.numpy(), backgrounds.numpy())
+        images = colourise_on(self._images[self.indices[:n]], colours.numpy(), backgrounds.numpy())
         return images, self.digits[:n].clone(), colours, backgrounds
 
     def __repr__(self) -> str:
