@@ -28,6 +28,7 @@ __all__ = [
     "PAPER_VALUES",
     "PMFS",
     "colour_given_digit",
+    "draw_given_digit",
     "pmf_table",
     "pmf_theory",
     "sample_colours",
@@ -110,12 +111,21 @@ def sample_colours(digits, pmf: str, seed: int, epoch: int, stream: int = 0) -> 
     :class:`~gwnlib.data.colored_mnist.ColoredMNIST` uses ``stream`` = the index of its split in
     :data:`~gwnlib.data.colored_mnist.SPLITS`.
     """
+    return draw_given_digit(digits, lambda: colour_given_digit(pmf), seed, epoch, stream)
+
+
+def draw_given_digit(digits, rows, seed: int, epoch: int, stream: int = 0) -> np.ndarray:
+    """Outcomes [N] int64, one per digit of ``digits`` [N], drawn by the inverse CDF of the
+    digit's row of ``rows()`` (a [10, n] table of P(outcome | digit)) from one uniform number per
+    item of ``numpy.random.default_rng([seed, epoch, stream])``: the draw behind
+    :func:`sample_colours` and :func:`gwnlib.data.triple_laws.sample_attributes`. ``rows`` is
+    called after ``digits``, ``seed`` and ``epoch`` are checked."""
     digits = np.asarray(digits, dtype=np.int64)
     if digits.size and not (digits.min() >= 0 and digits.max() <= 9):
         raise ValueError("digits must be integers 0..9")
     check_seed(seed)
     epoch = check_epoch(epoch)
-    cdf = np.cumsum(colour_given_digit(pmf), axis=1)
-    cdf[cdf > 1 - 1e-9] = 1.0  # rounding must not leave mass after the last colour of a row
+    cdf = np.cumsum(rows(), axis=1)
+    cdf[cdf > 1 - 1e-9] = 1.0  # rounding must not leave mass after the last outcome of a row
     uniforms = np.random.default_rng([int(seed), epoch, int(stream)]).random(len(digits))
     return (cdf[digits] <= uniforms[:, None]).sum(axis=1).astype(np.int64)

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gwnlib.runtime import check_choice, check_epoch, check_seed
+from gwnlib.data.colour_laws import draw_given_digit
+from gwnlib.runtime import check_choice
 from gwnlib.theory.common_information import gacs_korner
 from gwnlib.theory.entropy import (
     conditional_mutual_information,
@@ -162,13 +163,7 @@ def sample_attributes(
     :class:`~gwnlib.data.triple_mnist.TripleColoredMNIST` uses ``stream`` = the index of its
     split in :data:`~gwnlib.data.colored_mnist.SPLITS`.
     """
-    digits = np.asarray(digits, dtype=np.int64)
-    if digits.size and not (digits.min() >= 0 and digits.max() <= 9):
-        raise ValueError("digits must be integers 0..9")
-    check_seed(seed)
-    epoch = check_epoch(epoch)
-    cdf = np.cumsum(attributes_given_digit(law).reshape(10, 100), axis=1)
-    cdf[cdf > 1 - 1e-9] = 1.0  # rounding must not leave mass after the last outcome of a row
-    uniforms = np.random.default_rng([int(seed), epoch, int(stream)]).random(len(digits))
-    outcomes = (cdf[digits] <= uniforms[:, None]).sum(axis=1).astype(np.int64)
+    outcomes = draw_given_digit(
+        digits, lambda: attributes_given_digit(law).reshape(10, 100), seed, epoch, stream
+    )  # outcome = 10 colour + background
     return outcomes // 10, outcomes % 10
