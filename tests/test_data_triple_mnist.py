@@ -284,3 +284,20 @@ def test_coloured_mnist_items_are_unchanged_by_the_refactor():
     assert digest.hexdigest() == (
         "b566b0976c8895b1d49c6e7d446fee4359aaf4e6025d19c28d57e071964eebce"
     )
+
+
+@pytest.mark.parametrize("law", LAWS)
+def test_lossless_streams_reach_the_transmit_bound(law):
+    from gwnlib.data.triple_laws import LOSSLESS_STREAMS
+    from gwnlib.theory.multiterminal import multiterminal_bounds, receive_rate, transmit_rate
+
+    rates = LOSSLESS_STREAMS[law]
+    bounds = multiterminal_bounds(law_pmf(law))
+    assert bounds.violations(rates) == {}  # every receiver can recover its attribute
+    assert transmit_rate(rates, 3) == pytest.approx(bounds.transmit)  # at the least R_t
+    if law == "synergy":  # (D, C) on Y_123 reaches H too, but receivers read 6L, not 4L
+        assert receive_rate(rates, 3) == pytest.approx(4 * np.log2(10))
+        everything = {(1, 2, 3): 2 * np.log2(10)}
+        assert bounds.violations(everything) == {}
+        assert receive_rate(everything, 3) == pytest.approx(6 * np.log2(10))
+        assert bounds.violations({(1, 2, 3): np.log2(10), (3,): np.log2(10)})  # a cut missed

@@ -264,13 +264,13 @@ def test_a_training_step_never_waits_for_the_gpu():
     optimizer = train.make_optimizer(model, config, torch.device("cuda"))
     x, t1, t2 = next(experiment.batches("train"))
     autocast = accel.autocast_context(torch.device("cuda"), True)
-    train.backward_step(model, loss_fn, x, t1, t2, autocast)  # warm-up: lazy initialisation
+    train.backward_step(model, loss_fn, x, (t1, t2), autocast)  # warm-up: lazy initialisation
     train.update_step(model, optimizer, config.clip)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for scale in (0.5, 1.0):
-            train.backward_step(model, loss_fn, x, t1, t2, autocast, scale)
+            train.backward_step(model, loss_fn, x, (t1, t2), autocast, scale)
             train.update_step(model, optimizer, config.clip)
     finally:
         torch.cuda.set_sync_debug_mode("default")
@@ -316,7 +316,7 @@ def test_a_training_step_reads_nothing_back_on_the_cpu(codec, host_reads):
     fused_step, _ = _fused_step(config, torch.device("cpu"), False, 2, x, t1, t2)
     host_reads.clear()  # building and the first batch may read values: only the steps count
     for scale in (0.5, 1.0):
-        output, _ = train.backward_step(model, loss_fn, x, t1, t2, scale=scale)
+        output, _ = train.backward_step(model, loss_fn, x, (t1, t2), scale=scale)
         train.update_step(model, optimizer, config.clip)
         fused_step()
     assert host_reads == []

@@ -126,6 +126,9 @@ COVERED = {
     "ex-train-bd",
     "ex-vision-reconstruction",
     "ex-vision-flat",
+    "ex-beyond-prices",
+    "ex-beyond-synergy",
+    "ex-beyond-dynamic",
 }
 
 
@@ -839,3 +842,61 @@ def test_vision_flat_equal_eta():
         f"the qualities at equal eta differ by up to {largest:.1f} points (Table 8, eta = 1), "
         "not 'a few tenths of a point'"
     )
+
+
+# beyond_two_tasks.ipynb
+
+
+def test_beyond_prices():
+    from gwnlib.theory.multiterminal import stream_prices, subsets
+
+    text = solution("ex-beyond-prices")
+    prices = dict(zip(map(len, subsets(4)), stream_prices(4, 2.5), strict=True))
+    assert [prices[n] for n in (1, 2, 3, 4)] == pytest.approx([1, 1.5, 2, 2.5])
+    assert_numbers(text, "1", "1.5", "2", "2.5")
+    lam_t, lam_r = (4 - 2.5) / 3, (2.5 - 1) / 3
+    assert lam_t == pytest.approx(lam_r)
+    assert_phrases(text, r"$\beta = (K + 1)/2$", r"$\beta = 1.5$ for the paper's $K = 2$")
+
+
+def test_beyond_synergy():
+    from gwnlib.data.triple_laws import LOSSLESS_STREAMS, law_pmf
+    from gwnlib.theory.multiterminal import multiterminal_bounds, receive_rate, transmit_rate
+
+    text = solution("ex-beyond-synergy")
+    bounds = multiterminal_bounds(law_pmf("synergy"))
+    pairs = LOSSLESS_STREAMS["synergy"]
+    assert bounds.violations(pairs) == {}
+    assert transmit_rate(pairs, 3) == pytest.approx(bounds.transmit)
+    on_all = {(1, 2, 3): bounds.transmit}
+    private = {(i,): bounds.receivers[i - 1] for i in (1, 2, 3)}
+    assert bounds.violations(on_all) == {} and bounds.violations(private) == {}
+    assert_numbers(text, f"{receive_rate(pairs, 3):.2f}", f"{receive_rate(on_all, 3):.2f}")
+    assert_numbers(text, f"{transmit_rate(private, 3):.2f}", f"{bounds.transmit:.2f}")
+    assert_numbers(text, f"{transmit_rate(private, 3) - bounds.transmit:.2f}")
+
+
+def test_beyond_dynamic():
+    import itertools
+
+    from gwnlib.model.lattice import choose_streams
+    from gwnlib.theory.multiterminal import multiterminal_bounds, receive_rate, subsets
+
+    text = solution("ex-beyond-dynamic")
+    pairs = list(itertools.combinations(range(4), 2))
+    p = np.zeros((8,) * 4)
+    for bits in itertools.product((0, 1), repeat=len(pairs)):
+        symbols, positions = [0] * 4, [0] * 4
+        for (i, j), bit in zip(pairs, bits, strict=True):
+            for k in (i, j):
+                symbols[k] |= bit << positions[k]
+                positions[k] += 1
+        p[tuple(symbols)] += 1 / 2 ** len(pairs)
+    chosen = choose_streams(p)
+    assert len(subsets(4)) == 15 and chosen == tuple(s for s in subsets(4) if len(s) == 2)
+    bounds = multiterminal_bounds(p)
+    one_bit = dict.fromkeys(chosen, 1.0)
+    assert bounds.violations(one_bit) == {}
+    assert bounds.transmit == pytest.approx(6) and bounds.receive == pytest.approx(12)
+    assert receive_rate(one_bit, 4) == pytest.approx(12)
+    assert_numbers(text, "15", "6", "12", "9")

@@ -54,7 +54,14 @@ def test_the_chapters_sweeps_are_the_papers_grids():
     mnist = named("colored_mnist", "paper").configs()
     assert len(mnist) == 3 * 6 + 5  # Table 6 (the Mixture's Independent baseline: 5 etas)
     assert {c.beta for c in mnist} == {0.1}
-    assert set(SWEEPS) == {"synthetic", "synthetic_seeds", "colored_mnist", "cityscapes", "coco"}
+    assert set(SWEEPS) == {
+        "synthetic",
+        "synthetic_seeds",
+        "colored_mnist",
+        "cityscapes",
+        "coco",
+        "triple_mnist",
+    }  # the last: chapter "Beyond two tasks" (not the paper)
 
 
 def test_the_seed_sweep_gives_three_seeds_of_the_beta_1_shared_and_joint_curves():

@@ -325,3 +325,22 @@ def seed_band(
     _label_axes(ax, rate, quality, rate_unit, quality_unit)
     ax.legend(fontsize=7)
     return ax, spread
+
+
+def stream_bars(rows, streams, ax=None, unit: str = "bits per image"):
+    """Stacked bars of the bits each stream Y_S carries (chapter "Beyond two tasks"): ``rows``
+    maps a bar's label to {S: bits} (S a tuple of tasks; absent streams carry 0), ``streams``
+    fixes the stacking order and the colours (one per stream, the same in every bar)."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    labels = list(rows)
+    bottom = np.zeros(len(labels))
+    colours = plt.get_cmap("tab10")
+    for k, s in enumerate(streams):
+        heights = np.array([float(rows[label].get(tuple(s), 0.0)) for label in labels])
+        name = "Y_{" + "".join(map(str, s)) + "}"
+        ax.bar(labels, heights, bottom=bottom, color=colours(k % 10), label=f"${name}$")
+        bottom += heights
+    ax.set_ylabel(unit)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    ax.legend(fontsize=7, ncol=2)
+    return ax

@@ -44,6 +44,7 @@ from gwnlib.theory.multivariate import common_part, dual_total_correlation, tota
 
 __all__ = [
     "LAWS",
+    "LOSSLESS_STREAMS",
     "MEASURES",
     "attributes_given_digit",
     "law_pmf",
@@ -77,6 +78,25 @@ MEASURES = (
     "K(C;B)",
     "K(D;C;B)",
 )
+
+
+_L, _L5 = float(np.log2(10)), float(np.log2(5))
+
+#: For each law, one allocation of bits to the streams Y_S of a three-receiver Gray-Wyner network
+#: that lets every receiver recover its attribute exactly at the least transmit rate,
+#: H(D, C, B): {stream S (tasks 1 = digit, 2 = colour, 3 = background): bits}. ``shared``: Y_123
+#: carries the one shared value. ``pairwise``: each pair's stream carries its shared component (a
+#: on Y_12, b on Y_13, c on Y_23). ``private``: three private streams. ``synergy``: Y_13 = D and
+#: Y_23 = C (the background receiver computes B = D + C mod 10), one of three symmetric choices,
+#: read 4 log2 10 bits in all; (D, C) on Y_123 reaches H too, but is read 6 log2 10 bits in all.
+#: Tests check each against the cut-set bounds
+#: (:func:`gwnlib.theory.multiterminal.multiterminal_bounds`).
+LOSSLESS_STREAMS = {
+    "shared": {(1, 2, 3): _L},
+    "pairwise": {(1, 2): _L5, (1, 3): 1.0, (2, 3): 1.0},
+    "private": {(1,): _L, (2,): _L, (3,): _L},
+    "synergy": {(1, 3): _L, (2, 3): _L},
+}
 
 
 def law_pmf(law: str) -> np.ndarray:

@@ -3,8 +3,9 @@
 :mod:`~gwnlib.experiments.config`: the :class:`RunConfig` record, the presets of every dataset
 and the run key; :mod:`~gwnlib.experiments.base`: the :class:`Experiment` contract and its
 registry; one module per kind of data: :mod:`~gwnlib.experiments.synthetic`,
-:mod:`~gwnlib.experiments.colored_mnist` and :mod:`~gwnlib.experiments.images` (Cityscapes and
-COCO). Chapter "Training and sweeps" explains the presets.
+:mod:`~gwnlib.experiments.colored_mnist`, :mod:`~gwnlib.experiments.images` (Cityscapes and
+COCO) and :mod:`~gwnlib.experiments.triple_mnist` (three tasks, chapter "Beyond two tasks").
+Chapter "Training and sweeps" explains the presets.
 """
 
 from gwnlib.experiments.base import EXPERIMENTS, Experiment  # noqa: I001 (config first)
@@ -24,6 +25,7 @@ from gwnlib.experiments.config import (
 )
 from gwnlib.experiments.images import VisionExperiment
 from gwnlib.experiments.synthetic import SyntheticExperiment
+from gwnlib.experiments.triple_mnist import TripleMnistExperiment
 
 __all__ = [
     "DATASETS",
@@ -36,6 +38,7 @@ __all__ = [
     "Experiment",
     "RunConfig",
     "SyntheticExperiment",
+    "TripleMnistExperiment",
     "VisionExperiment",
     "check_split",
     "derive_seed",

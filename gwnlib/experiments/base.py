@@ -13,6 +13,9 @@ import torch
 
 from gwnlib.experiments.config import RunConfig
 
+#: The rate and distortion terms logged for every epoch and reported at the end, for two tasks.
+TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
+
 #: dataset name -> its :class:`Experiment` subclass (filled by ``__init_subclass__``).
 EXPERIMENTS: dict[str, type[Experiment]] = {}
 
@@ -22,12 +25,15 @@ class Experiment:
     ``device``.
 
     ``codec()``: the codec with its heads (seeded); ``loss()``: Eq. 12 with the task
-    distortions; ``batches(split, epoch)``: ``(x, t1, t2)`` batches on ``device``;
-    ``steps(split)``: how many batches ``batches`` yields; ``task_metrics(output, t1, t2)``:
-    extra quality measures (top-1 accuracies for classification); ``quality(codec, split)``:
-    whole-split quality (mIoU, mAP). ``Experiment(config)`` returns the subclass registered for
-    ``config.dataset``.
+    distortions; ``batches(split, epoch)``: ``(x, t1, t2)`` batches on ``device`` (``(x, t1,
+    ..., tK)`` for K tasks); ``steps(split)``: how many batches ``batches`` yields;
+    ``task_metrics(output, *targets)``: extra quality measures (top-1 accuracies for
+    classification); ``quality(codec, split)``: whole-split quality (mIoU, mAP); ``terms``: the
+    rate and distortion terms the training loop logs. ``Experiment(config)`` returns the
+    subclass registered for ``config.dataset``.
     """
+
+    terms: tuple[str, ...] = TERMS
 
     def __init_subclass__(cls, datasets: tuple[str, ...] = (), **kwargs):
         super().__init_subclass__(**kwargs)
@@ -55,7 +61,7 @@ class Experiment:
     def loss(self):
         raise NotImplementedError
 
-    def task_metrics(self, output: dict, t1, t2) -> dict:
+    def task_metrics(self, output: dict, *targets) -> dict:
         """Extra per-batch measures (none by default)."""
         return {}
 

@@ -12,6 +12,8 @@ One idea per module, bottom up:
 - :mod:`~gwnlib.model.heads`: task heads;
 - :mod:`~gwnlib.model.streams`: a codec's byte streams (header, checksums, partial decoding);
 - :mod:`~gwnlib.model.codecs`: the five codecs (Fig. 2 and 8) and :func:`build`;
+- :mod:`~gwnlib.model.lattice`: the K-task codecs (not in the paper; chapter "Beyond two tasks")
+  and :func:`~gwnlib.model.lattice.build_lattice`;
 - :mod:`~gwnlib.model.loss`: the Lagrangian of Eq. 12 with the term of Eq. 15.
 
 Chapter "Anatomy of a learnable Gray-Wyner network" builds the Shared codec from these parts.

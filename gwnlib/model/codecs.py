@@ -264,6 +264,11 @@ class GrayWynerCodec(nn.Module):
         """Task ``task`` (1 or 2): synthesis transform then head."""
         return self.heads[task - 1](self.decoders[task - 1](inputs))
 
+    def condition(self, key: str, latents: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """What latent ``key`` is modelled and coded given: Y0 for Y1 and Y2 of the
+        three-channel codecs, else nothing."""
+        return latents["y0"] if self.wiring.three_channel and key != "y0" else None
+
     def likelihoods(self, y: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Elementwise likelihoods of each latent; Y1 and Y2 given Y0 when the codec has Y0."""
         condition = y.get("y0") if self.wiring.three_channel else None

@@ -16,12 +16,15 @@ def regression_head(in_channels: int, out_channels: int = 1) -> nn.Module:
     return nn.Sequential(ResidualBlock(in_channels), SameConv2d(in_channels, out_channels, 5))
 
 
-def classifier_head(in_features: int = 3 * 32 * 32, classes: int = 10) -> nn.Module:
-    """Flatten, linear ``in_features`` -> ``in_features``, sigmoid, linear -> ``classes`` logits
-    (the authors' coloured-MNIST head)."""
+def classifier_head(
+    in_features: int = 3 * 32 * 32, classes: int = 10, hidden: int | None = None
+) -> nn.Module:
+    """Flatten, linear ``in_features`` -> ``hidden`` (default ``in_features``), sigmoid, linear ->
+    ``classes`` logits (the authors' coloured-MNIST head, with their hidden width by default)."""
+    hidden = in_features if hidden is None else hidden
     return nn.Sequential(
         nn.Flatten(),
-        nn.Linear(in_features, in_features),
+        nn.Linear(in_features, hidden),
         nn.Sigmoid(),
-        nn.Linear(in_features, classes),
+        nn.Linear(hidden, classes),
     )

@@ -99,7 +99,13 @@ def _check_transform(transform: str) -> None:
         raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}; got {transform!r}")
 
 
-def analysis_transform(in_channels: int, out_channels: int, transform: str = "conv") -> nn.Module:
+def analysis_transform(
+    in_channels: int,
+    out_channels: int,
+    transform: str = "conv",
+    widths: tuple[int, int, int] = (24, 48, 192),
+    blocks: int = 3,
+) -> nn.Module:
     """The encoder f: input (M, H, W) to latent (E, H / 16, W / 16) (paper Fig. 6).
 
     ``"conv"``: conv 5x5 stride 2 to 24, 3 residual blocks, to 48, 3 blocks, to 192, 3 blocks,
@@ -107,16 +113,19 @@ def analysis_transform(in_channels: int, out_channels: int, transform: str = "co
     after each of the first three; the paper's synthetic setting ends at M * 256 = 512 channels,
     and a 5x5 conv (stride 1, same padding) maps to E when E differs, as the authors' E/2-channel
     encoders of Separated and 3E/2-channel encoder of Combined do.
+
+    ``widths`` and ``blocks`` (``"conv"`` only): the three hidden widths and the residual blocks
+    after each; the defaults are the paper's. Chapter "Beyond two tasks" trains narrower ones.
     """
     _check_transform(transform)
     _check_channels(in_channels=in_channels, out_channels=out_channels)
+    _check_widths(widths, blocks)
     if transform == "conv":
-        widths = (24, 48, 192)
         layers: list[nn.Module] = []
         previous = in_channels
         for width in widths:
             layers.append(nn.Conv2d(previous, width, 5, stride=2, padding=2))
-            layers += [ResidualBlock(width) for _ in range(3)]
+            layers += [ResidualBlock(width) for _ in range(blocks)]
             previous = width
         layers.append(nn.Conv2d(previous, out_channels, 5, stride=2, padding=2))
         return nn.Sequential(*layers)
@@ -132,22 +141,30 @@ def analysis_transform(in_channels: int, out_channels: int, transform: str = "co
     return nn.Sequential(*layers)
 
 
-def synthesis_transform(in_channels: int, out_channels: int, transform: str = "conv") -> nn.Module:
+def synthesis_transform(
+    in_channels: int,
+    out_channels: int,
+    transform: str = "conv",
+    widths: tuple[int, int, int] = (24, 48, 192),
+    blocks: int = 3,
+) -> nn.Module:
     """The decoder g: latent (E, h, w) to features (M, 16 h, 16 w), mirroring the analysis.
 
     ``"conv"``: transposed convs (kernel 5, stride 2, padding 2, output padding 1) through 192, 48,
     24 with 3 residual blocks after each, then to M. ``"shuffle"``: a 1x1 conv to M * 256 channels
     when the latent has another width, then pixel-shuffle by 2 four times with a residual block
-    after each of the last three.
+    after each of the last three. ``widths`` and ``blocks``: as :func:`analysis_transform`'s, in
+    the encoder's order (the decoder visits them in reverse).
     """
     _check_transform(transform)
     _check_channels(in_channels=in_channels, out_channels=out_channels)
+    _check_widths(widths, blocks)
     if transform == "conv":
         layers: list[nn.Module] = []
         previous = in_channels
-        for width in (192, 48, 24):
+        for width in reversed(widths):
             layers.append(nn.ConvTranspose2d(previous, width, 5, 2, padding=2, output_padding=1))
-            layers += [ResidualBlock(width) for _ in range(3)]
+            layers += [ResidualBlock(width) for _ in range(blocks)]
             previous = width
         layers.append(nn.ConvTranspose2d(previous, out_channels, 5, 2, padding=2, output_padding=1))
         return nn.Sequential(*layers)
@@ -159,6 +176,14 @@ def synthesis_transform(in_channels: int, out_channels: int, transform: str = "c
         if stage < 3:
             layers.append(ResidualBlock(channels))
     return nn.Sequential(*layers)
+
+
+def _check_widths(widths, blocks) -> None:
+    if len(tuple(widths)) != 3:
+        raise ValueError(f"widths must be three channel counts; got {tuple(widths)}")
+    for width in widths:
+        check_int("widths", width)
+    check_int("blocks", blocks, low=0)
 
 
 def _check_channels(**channels: int) -> None:

@@ -22,7 +22,9 @@ likelihoods. This module turns those estimates into real byte strings with Compr
   quantised to 16-bit CDFs by ``compressai._CXX.pmf_to_quantized_cdf`` as in
   ``EntropyModel._pmf_to_cdf``; symbols outside ``[-n, n]`` go through the escape bin and the
   coder's bypass bits, as in CompressAI.
-- **Three channels.** One stream per latent (``y0``, ``y1``, ``y2``) and per sample. Y0 is coded
+- **Three channels** (or one per stream Y_S of a K-task codec of :mod:`gwnlib.model.lattice`,
+  coded given its supersets' streams). One stream per latent (``y0``, ``y1``, ``y2``) and per
+  sample. Y0 is coded
   on its own; Y1 and Y2 given Y0 (the conditional rates of Eq. 11). A receiver decodes only the
   streams its task needs: task 1 reads (Y0, Y1) and task 2 (Y0, Y2) for the three-channel codecs,
   Y0 for both under Joint, Y1 or Y2 alone under Independent.
@@ -39,7 +41,8 @@ likelihoods. This module turns those estimates into real byte strings with Compr
   stream fails with a ``ValueError`` instead of decoding to garbage.
 
 Stream format (:data:`HEADER`, big-endian, :data:`HEADER_SIZE` = 32 bytes, then the rANS
-payload): magic ``b"GW"``, format version, codec id (index in ``CODECS``), channel (0, 1, 2),
+payload): magic ``b"GW"``, format version, codec id (index in the codec's ``names``), channel
+(:func:`channel_id`: 0, 1, 2 for Y0, Y1, Y2; the bit mask of S for a K-task stream Y_S),
 ``K``, latent shape (C, H, W), payload length, CRC32s of the header fields so far and the
 payload, of the channel's entropy-model weights, of the coded latent and of the Y0 it was coded
 given. Every field is checked on decoding (a corrupted shape too, with ``shapes=None``): a
@@ -168,6 +171,23 @@ def _state(codec: nn.Module) -> _CoderState:
 
 
 # -- stream headers ---------------------------------------------------------------------------
+def channel_id(key: str) -> int:
+    """The header's channel number of latent ``key``: 0 for the two-task codecs' Y0, else the
+    bit mask of the stream's tasks (``"y1"`` -> 1, ``"y2"`` -> 2, ``"y12"`` -> 3, ``"y123"`` -> 7:
+    the two-task numbers 0, 1, 2 and the K-task streams of :mod:`gwnlib.model.lattice` in one
+    byte)."""
+    if key == "y0":
+        return 0
+    return sum(1 << (int(task) - 1) for task in key[1:])
+
+
+def channel_name(number: int) -> str:
+    """Inverse of :func:`channel_id`."""
+    if number == 0:
+        return "y0"
+    return "y" + "".join(str(i + 1) for i in range(8) if number >> i & 1)
+
+
 def latent_crc(y: torch.Tensor) -> int:
     """CRC32 of an integer-valued latent's values (as int32, in C order)."""
     return zlib.crc32(y.detach().to("cpu", torch.int32).contiguous().numpy().tobytes())
@@ -188,7 +208,7 @@ def pack(
     c, h, w = shape
     if max(c, h, w) >= 2**16:
         raise ValueError(f"latent shape {tuple(shape)} does not fit the stream header (< 65536)")
-    fields = (MAGIC, FORMAT_VERSION, codec_id, CHANNELS.index(key), OFFSETS, c, h, w)
+    fields = (MAGIC, FORMAT_VERSION, codec_id, channel_id(key), OFFSETS, c, h, w)
     prefix = struct.pack(">2sBBBBHHHI", *fields, len(payload))
     checksum = zlib.crc32(payload, zlib.crc32(prefix))
     return HEADER.pack(*fields, len(payload), checksum, weights_crc, crc, condition_crc) + payload
@@ -221,8 +241,8 @@ def unpack(
     if codec_id != names.index(name):
         other = names[codec_id] if codec_id < len(names) else f"unknown codec id {codec_id}"
         raise ValueError(f"{where}: the stream was written by codec {other!r}, not {name!r}")
-    if channel != CHANNELS.index(key):
-        other = CHANNELS[channel] if channel < len(CHANNELS) else f"unknown channel {channel}"
+    if channel != channel_id(key):
+        other = channel_name(channel)
         raise ValueError(f"{where}: the stream holds channel {other!r}, not {key!r}")
     if offsets != OFFSETS:
         raise ValueError(f"{where}: written with {offsets} mean offsets, this reader has {OFFSETS}")
@@ -275,12 +295,9 @@ def _compress_latents(codec: nn.Module, state: _CoderState, latents: dict, batch
     shapes = {key: tuple(y.shape[1:]) for key, y in latents.items()}
     for i in range(batch):
         sample = {key: y[i : i + 1].contiguous() for key, y in latents.items()}
-        condition = sample.get("y0") if "y0" in sample and len(sample) > 1 else None
-        for key in CHANNELS:
-            if key not in sample:
-                continue
+        for key in sample:  # the codec's latents come in coding order
             model = state.models[key]
-            given = None if key == "y0" else condition
+            given = codec.condition(key, sample)
             payload = encode_latent(model, sample[key], given, state.tables)
             crcs = latent_crc(sample[key]), 0 if given is None else latent_crc(given)
             strings[key].append(
@@ -316,14 +333,15 @@ def decompress(
             for key in needed:
                 where = f"{codec.name} stream {key!r} of sample {i}"
                 shape, payload, crc, condition_crc = unpack(
-                    strings[key][i], codec.names, codec.name, key, shapes.get(key),
-                    state.weights_crc[key],
+                    strings[key][i], codec.names, getattr(codec, "header_name", codec.name), key,
+                    shapes.get(key), state.weights_crc[key],
                 )  # fmt: skip
-                condition = sample.get("y0") if key != "y0" else None
+                condition = codec.condition(key, sample)
                 if (0 if condition is None else latent_crc(condition)) != condition_crc:
+                    given = "Y0" if "y0" in needed else "superset streams"
                     raise ValueError(
-                        f"{where} was coded given another Y0 than the one decoded here (CRC32 "
-                        "mismatch): streams of different samples or images are mixed"
+                        f"{where} was coded given another {given} than the one decoded here "
+                        "(CRC32 mismatch): streams of different samples or images are mixed"
                     )
                 model = state.models[key]
                 sample[key] = decode_latent(model, payload, condition, shape, state.tables)

@@ -174,7 +174,7 @@ def training(
             forward = CompiledCodec(model, mode="reduce-overhead")
 
         def step():
-            output, _ = backward_step(forward, loss_fn, x, t1, t2, autocast)
+            output, _ = backward_step(forward, loss_fn, x, (t1, t2), autocast)
             if variant == "authors":
                 _per_sample_rate_syncs(output)
             update_step(model, optimizer, config.clip)
@@ -376,7 +376,7 @@ def _fused_step(config, dev, bf16, points, x, t1, t2, compile=False):
     parameters = sum(p.numel() for p in group.params.values())
 
     def step():
-        group.backward_step(x, t1, t2)
+        group.backward_step(x, (t1, t2))
         group.update_step()
 
     return step, parameters

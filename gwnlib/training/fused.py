@@ -313,13 +313,13 @@ class FusedGroup:
         self.template.train()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def backward_step(self, x, t1, t2, scale: float = 1.0) -> dict:
+    def backward_step(self, x, targets, scale: float = 1.0) -> dict:
         """Forward, loss and backward of one micro-batch for every active point at once; the
         per-point terms (tensors with one value per point)."""
         self._mask_weights()
         with self.autocast():
             objective, values = self.step_fn(
-                self.params, self.buffers, self.etas, self.betas, self._scale(scale), x, t1, t2
+                self.params, self.buffers, self.etas, self.betas, self._scale(scale), x, *targets
             )
         (objective.sum() / self.configs[0].accumulate).backward()
         return values

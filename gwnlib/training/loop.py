@@ -5,10 +5,10 @@ train through the same :func:`train_epoch`. Each is a *trainer*, an object with
 
 - ``start_epoch()``: put its model(s) in training mode, with no gradient left over (an epoch
   whose micro-batches ``accumulate`` does not divide leaves the last few unapplied);
-- ``backward_step(x, t1, t2, scale)``: forward, loss (Eq. 12 with Eq. 15) and backward of one
-  micro-batch, with ``scale`` the eta warm-up factor (:func:`rate_scale`); it returns the
-  :data:`TERMS` of the micro-batch, a tensor per term with one value per point (a 0-d tensor for
-  one run);
+- ``backward_step(x, targets, scale)``: forward, loss (Eq. 12 with Eq. 15) and backward of one
+  micro-batch (``targets``: one tensor per task), with ``scale`` the eta warm-up factor
+  (:func:`rate_scale`); it returns the experiment's ``terms`` (:data:`TERMS` for two tasks) of
+  the micro-batch, a tensor per term with one value per point (a 0-d tensor for one run);
 - ``update_step()``: Table 1's update (gradient-norm clipping per point, an Adam step);
 - ``points``: how many points step together (None for one run: its bars say nothing of points).
 
@@ -25,14 +25,16 @@ import torch
 from tqdm.auto import tqdm
 
 from gwnlib.experiments import RunConfig
+from gwnlib.experiments.base import TERMS
 
-#: The rate and distortion terms logged for every epoch and reported at the end.
-TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
+__all__ = ["TERMS", "make_optimizer", "new_state", "rate_scale", "record_epoch", "should_stop",
+           "term", "train_epoch"]  # fmt: skip
 
 
 def term(output: dict, terms: dict, key: str) -> torch.Tensor:
-    """One of :data:`TERMS` from a codec's ``output`` and its loss ``terms`` (a rate the codec
-    does not have, e.g. ``r0`` of the Independent codec, is zero)."""
+    """One logged term (:data:`TERMS`, or a K-task experiment's) from a codec's ``output`` and
+    its loss ``terms`` (a rate the codec does not have, e.g. ``r0`` of the Independent codec, is
+    zero)."""
     if key in terms:
         return terms[key]
     if key in ("rate_transmit", "rate_receive"):
@@ -61,8 +63,8 @@ def rate_scale(config: RunConfig, step: int) -> float:
 def train_epoch(trainer, experiment, epoch: int, progress: bool, log_every: int, every=None,
                 callback=None) -> dict[str, torch.Tensor]:  # fmt: skip
     """One epoch of optimiser steps of ``trainer`` (see the module's docstring) on
-    ``experiment``'s training batches of ``epoch``; the epoch's mean :data:`TERMS`, on the host in
-    float64, one value per point.
+    ``experiment``'s training batches of ``epoch``; the epoch's mean terms (``experiment.terms``),
+    on the host in float64, one value per point.
 
     Every ``config.accumulate`` micro-batches make one optimiser step; the rate's weight ramps up
     over the first ``eta_warmup`` steps of the run (:func:`rate_scale`). ``progress``: a tqdm bar
@@ -83,12 +85,14 @@ def train_epoch(trainer, experiment, epoch: int, progress: bool, log_every: int,
         dynamic_ncols=True,
     )
     trainer.start_epoch()
-    sums = dict.fromkeys(TERMS, 0.0)
+    keys = experiment.terms
+    shown = ("loss", "rate_transmit", *(key for key in keys if key[0] == "d"))
+    sums = dict.fromkeys(keys, 0.0)
     first_step = epoch * updates  # optimiser steps before this epoch
-    for i, (x, t1, t2) in enumerate(experiment.batches("train", epoch)):
+    for i, (x, *targets) in enumerate(experiment.batches("train", epoch)):
         scale = rate_scale(config, first_step + i // config.accumulate)
-        terms = trainer.backward_step(x, t1, t2, scale)
-        for key in TERMS:
+        terms = trainer.backward_step(x, targets, scale)
+        for key in keys:
             sums[key] = sums[key] + terms[key].detach().float()
         if (i + 1) % config.accumulate:
             continue
@@ -98,14 +102,10 @@ def train_epoch(trainer, experiment, epoch: int, progress: bool, log_every: int,
         if callback is not None and (step % every == 0 or i + 1 == steps):
             callback(step)
         if progress and step % log_every == 0:
-            mean = {key: (sums[key] / (i + 1)).mean().item() for key in ("loss", "rate_transmit",
-                                                                          "d1", "d2")}  # fmt: skip
-            bar.set_postfix(
-                loss=f"{mean['loss']:.4f}",
-                R_t=f"{mean['rate_transmit']:.3f}",
-                D1=f"{mean['d1']:.3f}",
-                D2=f"{mean['d2']:.3f}",
-            )
+            mean = {key: (sums[key] / (i + 1)).mean().item() for key in shown}
+            labels = {"loss": "loss", "rate_transmit": "R_t"}
+            bar.set_postfix({labels.get(key, key.upper()): f"{value:.{4 if key == 'loss' else 3}f}"
+                             for key, value in mean.items()})  # fmt: skip
     bar.close()
     return {key: value.cpu().double() / steps for key, value in sums.items()}
 

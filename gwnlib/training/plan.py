@@ -36,7 +36,7 @@ def step_flops(
     x, t1, t2 = next(experiment.batches("train"))
     model = experiment.codec().train()
     with FlopCounterMode(display=False) as counter:
-        backward_step(model, experiment.loss(), x, t1, t2)
+        backward_step(model, experiment.loss(), x, (t1, t2))
     return counter.get_total_flops() / samples
 
 

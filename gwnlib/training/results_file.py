@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from gwnlib.experiments.config import QUALITY_COLUMNS
+from gwnlib.experiments.config import MULTITASK, QUALITY_COLUMNS
 
-#: Columns every results file must fill with numbers, on every row (besides ``key``).
+#: Columns every results file must fill with numbers, on every row (besides ``key``); the
+#: three-task datasets have a rate per stream instead of r0, r1, r2, filled where a codec has it.
 RESULT_NUMBERS = ("eta", "r0", "r1", "r2", "rate_transmit", "rate_receive")
 _CONFLICT_MARKERS = ("<<<<<<<", "=======", ">>>>>>>")
 
@@ -44,7 +45,9 @@ def read_results(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise ValueError(f"{path}: not a readable CSV ({error}); {fix}") from None
-    required = ["key", *RESULT_NUMBERS, *QUALITY_COLUMNS.get(dataset, ())]
+    numbers = RESULT_NUMBERS if dataset not in MULTITASK else ("eta", "rate_transmit",
+                                                                 "rate_receive")  # fmt: skip
+    required = ["key", *numbers, *QUALITY_COLUMNS.get(dataset, ())]
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise ValueError(f"{path}: no column {', '.join(missing)}; {fix}")

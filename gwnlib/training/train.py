@@ -169,7 +169,7 @@ def _fit(config, folder, dev, amp, compile, progress, log_every, channels_last=F
         disable=not progress,
         dynamic_ncols=True,
     )
-    run = OneRun(train_step, loss_fn, optimizer, config, autocast)
+    run = OneRun(train_step, loss_fn, optimizer, config, autocast, experiment.terms)
     samples = experiment.steps("train") * config.batch_size  # per epoch
     while not should_stop(state, config):
         started = time.perf_counter()
@@ -202,19 +202,19 @@ class OneRun:
     points = None  # one run, not a group of points
 
     def __init__(self, model, loss_fn, optimizer, config: RunConfig,
-                 autocast=contextlib.nullcontext):  # fmt: skip
+                 autocast=contextlib.nullcontext, terms=TERMS):  # fmt: skip
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self.autocast = autocast
+        self.autocast, self.terms = autocast, terms
         self.accumulate, self.clip = config.accumulate, config.clip
 
     def start_epoch(self) -> None:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def backward_step(self, x, t1, t2, scale: float = 1.0) -> dict[str, torch.Tensor]:
-        output, terms = backward_step(self.model, self.loss_fn, x, t1, t2, self.autocast, scale,
+    def backward_step(self, x, targets, scale: float = 1.0) -> dict[str, torch.Tensor]:
+        output, terms = backward_step(self.model, self.loss_fn, x, targets, self.autocast, scale,
                                       self.accumulate)  # fmt: skip
-        return {key: term(output, terms, key) for key in TERMS}
+        return {key: term(output, terms, key) for key in self.terms}
 
     def update_step(self) -> None:
         update_step(self.model, self.optimizer, self.clip)
@@ -272,7 +272,7 @@ def learning_curve(
         if max_steps is not None and step >= max_steps:
             raise _EnoughSteps
 
-    run = OneRun(codec, loss_fn, optimizer, config, autocast)
+    run = OneRun(codec, loss_fn, optimizer, config, autocast, experiment.terms)
     with contextlib.suppress(_EnoughSteps):
         train_epoch(run, experiment, 0, show_progress(progress), 25, every=every, callback=record)
     return rows
@@ -282,9 +282,10 @@ class _EnoughSteps(Exception):
     """Raised by :func:`learning_curve`'s evaluation to end the epoch at ``max_steps``."""
 
 
-def backward_step(model, loss_fn, x, t1, t2, autocast=contextlib.nullcontext, scale=1.0,
+def backward_step(model, loss_fn, x, targets, autocast=contextlib.nullcontext, scale=1.0,
                   accumulate=1):  # fmt: skip
     """Forward, loss (Eq. 12 + 15) and backward of one micro-batch; returns (output, terms).
+    ``targets``: one tensor per task, as the experiment's batches give them.
 
     ``scale``: the eta warm-up factor (:func:`~gwnlib.training.loop.rate_scale`): the gradient
     sees ``scale * eta`` as the rate weight while ``terms["loss"]`` keeps the full eta. No host
@@ -292,7 +293,7 @@ def backward_step(model, loss_fn, x, t1, t2, autocast=contextlib.nullcontext, sc
     """
     with autocast():
         output = _forward(model, x)
-        terms = loss_fn(output, t1, t2)
+        terms = loss_fn(output, *targets)
     objective = terms["loss"]
     if scale < 1:
         objective = objective - (1 - scale) * loss_fn.eta * terms["rate"]
@@ -321,12 +322,12 @@ def evaluate(experiment, codec, loss_fn, split: str = "val", autocast=contextlib
     codec.eval()
     sums: dict[str, torch.Tensor] = {}
     count = 0
-    for x, t1, t2 in experiment.batches(split):
+    for x, *targets in experiment.batches(split):
         with autocast():
             output = _forward(codec, x)
-            terms = loss_fn(output, t1, t2)
-        values = {key: term(output, terms, key) for key in TERMS}
-        values.update(experiment.task_metrics(output, t1, t2))
+            terms = loss_fn(output, *targets)
+        values = {key: term(output, terms, key) for key in experiment.terms}
+        values.update(experiment.task_metrics(output, *targets))
         for key, value in values.items():
             sums[key] = sums.get(key, 0) + value.detach().float()
         count += 1
@@ -346,8 +347,9 @@ def real_rates(codec, x) -> dict:
 
     batches = x if isinstance(x, list) else [x]
     codec.eval()
-    bits = {"r0": 0.0, "r1": 0.0, "r2": 0.0}  # absent channels cost nothing
-    estimated = {"r0": 0.0, "r1": 0.0, "r2": 0.0}
+    keys = getattr(codec, "rate_keys", ("r0", "r1", "r2"))
+    bits = dict.fromkeys(keys, 0.0)  # absent channels cost nothing
+    estimated = dict.fromkeys(keys, 0.0)
     pixels = 0
     with torch.no_grad():
         for batch in batches:
@@ -355,7 +357,7 @@ def real_rates(codec, x) -> dict:
             count = int(mask.sum()) if mask is not None else images.shape[0] * images[0, 0].numel()
             streams = codec.compress(images)
             for key, strings in streams["strings"].items():
-                bits[f"r{key[1]}"] += sum(8 * (len(s) - HEADER_SIZE) for s in strings)
+                bits["r" + key[1:]] += sum(8 * (len(s) - HEADER_SIZE) for s in strings)
             rates = _forward(codec, batch)["rates"]
             for key, value in rates.items():
                 estimated[key] += float(value) * count  # rates are per (valid) pixel
@@ -363,9 +365,14 @@ def real_rates(codec, x) -> dict:
     rates = {f"real_{key}": value / pixels for key, value in bits.items()}
     rates.update({f"coded_{key}": value / pixels for key, value in estimated.items()})
     for prefix in ("real_", "coded_"):
-        r0, r1, r2 = (rates[f"{prefix}{key}"] for key in ("r0", "r1", "r2"))
-        rates[f"{prefix}rate_transmit"] = transmit_rate(r0, r1, r2)
-        rates[f"{prefix}rate_receive"] = receive_rate(r0, r1, r2)
+        values = {key: rates[f"{prefix}{key}"] for key in keys}
+        if hasattr(codec, "totals"):  # a K-task codec: sum r_S and sum |S| r_S
+            totals = codec.totals(values)
+        else:
+            r0, r1, r2 = values.values()
+            totals = {"rate_transmit": transmit_rate(r0, r1, r2),
+                      "rate_receive": receive_rate(r0, r1, r2)}  # fmt: skip
+        rates.update({f"{prefix}{key}": value for key, value in totals.items()})
     rates["header_bits_per_stream"] = 8 * HEADER_SIZE
     return rates
 
@@ -406,7 +413,7 @@ def finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dict
 def _first_inputs(experiment, count: int) -> list:
     """The first ``count`` test inputs, as a list of batches, for the real-bits measurement."""
     inputs, have = [], 0
-    for x, _, _ in experiment.batches("test"):
+    for x, *_ in experiment.batches("test"):
         if have >= count:
             break
         take = count - have
