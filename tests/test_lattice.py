@@ -96,6 +96,20 @@ def test_latent_channels_must_divide_among_a_decoders_streams():
     assert codec.width == 3 and codec.channel_widths() == {"y12": 3, "y13": 3, "y23": 3}
 
 
+def test_one_encoder_makes_the_dynamic_and_joint_streams():
+    codec, x = make("dynamic", streams=[(1, 2), (1, 3), (2, 3)])
+    assert len(codec.encoders) == 1 and codec.one_encoder
+    with torch.no_grad():
+        y, aux = codec.encode(x)
+        whole = codec.encoders[0](x).round()
+    assert float(aux) == 0.0
+    w = codec.width
+    for k, key in enumerate(("y12", "y13", "y23")):
+        assert torch.equal(y[key], whole[:, k * w : (k + 1) * w])
+    lattice, _ = make("lattice")
+    assert len(lattice.encoders) == 3 and not lattice.one_encoder
+
+
 def test_entropy_models_condition_on_supersets():
     codec, _ = make()
     assert codec.supersets((1,)) == ((1, 2, 3), (1, 2), (1, 3))

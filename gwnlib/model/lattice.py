@@ -22,10 +22,18 @@ This module is that network, built from the two-task codec's parts:
   stream S by :func:`gwnlib.theory.multiterminal.stream_prices` (the generalised beta:
   1 = transmit rate, K = receive rate).
 
-The registry :data:`LATTICES` holds four codecs: ``lattice`` (all 2^K - 1 streams), ``dynamic``
-(the streams a caller chooses, e.g. by :func:`choose_streams` from the tasks' measured
-common parts), ``joint`` (one stream all decoders read, one encoder) and ``independent`` (K
-private streams, unconditional models). For K = 2, ``lattice`` is the two-task Shared codec's
+The registry :data:`LATTICES` holds four codecs: ``lattice`` (all 2^K - 1 streams, K encoders
+and the merge), ``dynamic`` (the streams a caller chooses, e.g. by :func:`choose_streams` from the
+tasks' measured common parts, all made by one encoder, as the paper's Combined codec makes its
+three), ``joint`` (one stream all decoders read, one encoder) and ``independent`` (K private
+streams, unconditional models).
+
+Why the dynamic codec has one encoder and no merge: with the merge, a stream of m encoders is
+zero wherever their candidates disagree, and no gradient reaches them through it there. Three
+freshly initialised encoders almost never agree, so a codec with only shared streams (the dynamic
+codec under the "shared" and "pairwise" laws of chapter "Beyond two tasks") decodes zeros and
+never learns: measured, R_t = 0 bits and chance accuracy after a 30,000-image epoch. The lattice
+survives it through its private streams. For K = 2, ``lattice`` is the two-task Shared codec's
 wiring (Y_12 is its Y0). Real bitstreams come from :mod:`gwnlib.model.streams`, one per stream,
 and a receiver decodes only the streams it reads.
 """
@@ -177,8 +185,8 @@ class LatticeCodec(nn.Module):
         self.width = w = e // reads
         features = in_channels if features is None else features
         conv = {"widths": widths, "blocks": blocks}
-        if name == "joint":  # one encoder makes the one stream
-            outputs = [w]
+        if self.one_encoder:  # one encoder makes every stream, split in coding order
+            outputs = [w * len(self.streams)]
         else:  # encoder i proposes a candidate for every stream it belongs to
             outputs = [w * len(self.written_by(i)) for i in range(1, K + 1)]
         self.encoders = nn.ModuleList(
@@ -200,6 +208,12 @@ class LatticeCodec(nn.Module):
         self.heads = nn.ModuleList(heads)
 
     # -- the wiring --------------------------------------------------------------------------
+    @property
+    def one_encoder(self) -> bool:
+        """Whether one encoder makes every stream (Joint, dynamic) rather than K encoders whose
+        candidates merge (lattice, Independent)."""
+        return self.name in ("joint", "dynamic")
+
     def reads(self, task: int) -> tuple[tuple[int, ...], ...]:
         """The streams decoder ``task`` reads: every S holding it, in coding order."""
         return tuple(s for s in self.streams if task in s)
@@ -241,9 +255,10 @@ class LatticeCodec(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             expected = f"(B, {self.in_channels}, H, W)"
             raise ValueError(f"x must be a batch {expected} for this codec; got {tuple(x.shape)}")
-        if self.name == "joint":
-            (stream,) = self.streams
-            return {stream_key(stream): quantize(self.encoders[0](x))}, x.new_zeros(())
+        if self.one_encoder:
+            latents = quantize(self.encoders[0](x)).split(self.width, dim=1)
+            y = {stream_key(s): latent for s, latent in zip(self.streams, latents, strict=True)}
+            return y, x.new_zeros(())
         w = self.width
         blocks: dict[tuple, list[torch.Tensor]] = {s: [] for s in self.streams}
         for i, encoder in enumerate(self.encoders, start=1):

@@ -106,8 +106,8 @@ SWEEPS: dict[str, tuple[str, list[dict]]] = {
     ),
     # Not in the paper (chapter "Beyond two tasks"): the four K-task codecs on three-task coloured
     # MNIST under the laws where they differ, at beta = 1 (transmit rate). Under "private" and
-    # "synergy" the dynamic codec's rule picks the three private streams, i.e. the Independent
-    # codec (a test checks it), so it is not trained twice. The full lattice also at beta = 2
+    # "synergy" the dynamic codec's rule picks the three private streams, the Independent codec's
+    # (a test checks it), so it is not trained there. The full lattice also at beta = 2
     # and 3 (receive rate) under "pairwise": the transmit/receive trade-off.
     "triple_mnist": (
         "triple_mnist",
