@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import torch
 
-from gwnlib.experiments.config import RunConfig
+from gwnlib.experiments.config import RunConfig, derive_seed
 
 #: The rate and distortion terms logged for every epoch and reported at the end, for two tasks.
 TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
@@ -76,6 +76,21 @@ class Experiment:
 
     def batches(self, split: str, epoch: int = 0) -> Iterator[tuple]:
         raise NotImplementedError
+
+    def _shuffled(self, tensors, split: str, epoch: int):
+        """Batches of ``config.batch_size`` items of ``tensors`` (equal-length tensors, one item
+        per row) on ``device``, one tuple per batch: in an order shuffled per (seed, epoch) for
+        the training split, in order for the others."""
+        c = self.config
+        n = len(tensors[0])
+        if split == "train":
+            generator = torch.Generator().manual_seed(derive_seed(c.seed, "shuffle", epoch))
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        for start in range(0, n, c.batch_size):
+            index = order[start : start + c.batch_size]
+            yield tuple(t[index].to(self.device, non_blocking=True) for t in tensors)
 
     def _split_size(self, split: str) -> int | None:
         c = self.config

@@ -50,23 +50,9 @@ class ColoredMnistExperiment(Experiment, datasets=("colored_mnist",)):
     def batches(self, split: str, epoch: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
         """``(x, t1, t2)`` batches of ``split`` at ``epoch``; validation and test batches are
         the same at every epoch."""
-        c = self.config
         check_split(split)
         epoch = epoch if split == "train" else 0
-        images, digits, colours = self._mnist(split, epoch)
-        n = len(images)
-        if split == "train":
-            generator = torch.Generator().manual_seed(derive_seed(c.seed, "shuffle", epoch))
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
-        for start in range(0, n, c.batch_size):
-            index = order[start : start + c.batch_size]
-            yield (
-                images[index].to(self.device, non_blocking=True),
-                digits[index].to(self.device, non_blocking=True),
-                colours[index].to(self.device, non_blocking=True),
-            )
+        yield from self._shuffled(self._mnist(split, epoch), split, epoch)
 
     def _mnist(self, split: str, epoch: int = 0):
         c = self.config

@@ -96,16 +96,7 @@ class TripleMnistExperiment(Experiment, datasets=("triple_mnist",)):
         size = self._split_size(split)
         if size is not None and size > len(dataset):
             raise ValueError(f"{split}_size must be at most {len(dataset)}; got {size}")
-        tensors = dataset.tensors(epoch, count=size)
-        n = len(tensors[0])
-        if split == "train":
-            generator = torch.Generator().manual_seed(derive_seed(c.seed, "shuffle", epoch))
-            order = torch.randperm(n, generator=generator)
-        else:
-            order = torch.arange(n)
-        for start in range(0, n, c.batch_size):
-            index = order[start : start + c.batch_size]
-            yield tuple(t[index].to(self.device, non_blocking=True) for t in tensors)
+        yield from self._shuffled(dataset.tensors(epoch, count=size), split, epoch)
 
 
 def _dataset(split, law, seed, val_size):

@@ -271,11 +271,8 @@ class GrayWynerCodec(nn.Module):
 
     def likelihoods(self, y: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Elementwise likelihoods of each latent; Y1 and Y2 given Y0 when the codec has Y0."""
-        condition = y.get("y0") if self.wiring.three_channel else None
-        return {
-            key: model(y[key], None if key == "y0" else condition)
-            for key, model in self.entropy_models.items()
-        }
+        return {key: model(y[key], self.condition(key, y)) for key, model in
+                self.entropy_models.items()}  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> dict:
         y, aux = self.encode(x)

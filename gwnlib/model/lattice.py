@@ -52,7 +52,9 @@ from gwnlib.model.entropy import LatentEntropyModel, bits
 from gwnlib.model.layers import analysis_transform, synthesis_transform
 from gwnlib.model.ops import alignment_loss, quantize
 from gwnlib.runtime import check_choice, check_int
+from gwnlib.theory.entropy import entropy
 from gwnlib.theory.multiterminal import check_beta, stream_prices, subsets
+from gwnlib.theory.multivariate import common_part
 
 __all__ = [
     "LATTICES",
@@ -389,9 +391,6 @@ def choose_streams(p, threshold: float = 0.05) -> tuple[tuple[int, ...], ...]:
     part, so it gets no shared stream. ``p`` is usually the empirical table of the training
     targets.
     """
-    from gwnlib.theory.entropy import entropy
-    from gwnlib.theory.multivariate import common_part
-
     p = np.asarray(p, dtype=np.float64)
     K = p.ndim
     if K < 2:
