@@ -129,6 +129,9 @@ COVERED = {
     "ex-beyond-prices",
     "ex-beyond-synergy",
     "ex-beyond-dynamic",
+    "ex-two-sources-three",
+    "ex-two-sources-digits",
+    "ex-two-sources-merge",
 }
 
 
@@ -900,3 +903,56 @@ def test_beyond_dynamic():
     assert bounds.transmit == pytest.approx(6) and bounds.receive == pytest.approx(12)
     assert receive_rate(one_bit, 4) == pytest.approx(12)
     assert_numbers(text, "15", "6", "12", "9")
+
+
+# two_sources.ipynb
+
+
+def test_two_sources_three():
+    from gwnlib.data.view_laws import distributed_rate
+
+    text = solution("ex-two-sources-three")
+    p = np.zeros((10, 10))  # [c1, c2]
+    for c1 in range(10):
+        for n in range(3):
+            p[c1, (c1 + n) % 10] += 1 / 30
+    assert gacs_korner(p).value == pytest.approx(0.0)
+    central = entropy(p)
+    distributed = distributed_rate(p[None])  # no common part: one value of W
+    loss = distributed - central
+    assert loss == pytest.approx(mutual_information(p))
+    assert_numbers(text, f"{central:.2f}", f"{distributed:.2f}", f"{loss:.2f}")
+
+
+def test_two_sources_digits():
+    from gwnlib.data.view_laws import distributed_rate, law_pmf
+
+    text = solution("ex-two-sources-digits")
+    p = law_pmf("digit")  # [d1, c1, d2, c2]
+    tasks = p.sum(axis=(1, 3))  # [d1, d2]
+    central = entropy(tasks)
+    # The views' labels (d, c) have the digit as their common part: p[w, d1, d2].
+    by_w = np.zeros((10, 10, 10))
+    for d in range(10):
+        by_w[d, d, d] = tasks[d, d]
+    distributed = distributed_rate(by_w)
+    assert gacs_korner(p.reshape(100, 100)).value == pytest.approx(np.log2(10))
+    assert_numbers(text, f"{central:.2f}", f"{distributed - central:.0f}")
+    assert distributed == pytest.approx(central)
+
+
+def test_two_sources_merge():
+    from gwnlib.model.ops import merge_common
+
+    text = solution("ex-two-sources-merge")
+    a = torch.tensor([0.0, 0.0, 1.0, 1.0])  # the four equally likely (a, b)
+    b = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    y0 = merge_common(a, b)
+    assert torch.equal(y0, a * b)  # the AND of the two bits
+    joint = np.zeros((2, 2))  # [y0, b]
+    for y, bit in zip(y0.int().tolist(), b.int().tolist(), strict=True):
+        joint[y, bit] += 0.25
+    h_y0 = entropy(joint.sum(axis=1))
+    given_a = 0.5 * entropy(np.array([0.5, 0.5]))  # a = 1: Y0 = b; a = 0: Y0 = 0
+    assert h_y0 == pytest.approx(binary_entropy(0.25))
+    assert_numbers(text, f"{h_y0:.3f}", f"{mutual_information(joint):.3f}", f"{given_a:.1f}")

@@ -61,7 +61,8 @@ def test_the_chapters_sweeps_are_the_papers_grids():
         "cityscapes",
         "coco",
         "triple_mnist",
-    }  # the last: chapter "Beyond two tasks" (not the paper)
+        "two_views",
+    }  # the last two: chapters "Beyond two tasks" and "Two sources" (not the paper)
 
 
 def test_the_seed_sweep_gives_three_seeds_of_the_beta_1_shared_and_joint_curves():

@@ -128,4 +128,9 @@ def draw_given_digit(digits, rows, seed: int, epoch: int, stream: int = 0) -> np
     cdf = np.cumsum(rows(), axis=1)
     cdf[cdf > 1 - 1e-9] = 1.0  # rounding must not leave mass after the last outcome of a row
     uniforms = np.random.default_rng([int(seed), epoch, int(stream)]).random(len(digits))
-    return (cdf[digits] <= uniforms[:, None]).sum(axis=1).astype(np.int64)
+    # The number of CDF entries <= u, per digit's row: a binary search, not an [N, n] table.
+    outcomes = np.empty(len(digits), dtype=np.int64)
+    for digit in np.unique(digits):
+        items = digits == digit
+        outcomes[items] = np.searchsorted(cdf[digit], uniforms[items], side="right")
+    return outcomes

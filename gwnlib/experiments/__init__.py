@@ -4,7 +4,8 @@
 and the run key; :mod:`~gwnlib.experiments.base`: the :class:`Experiment` contract and its
 registry; one module per kind of data: :mod:`~gwnlib.experiments.synthetic`,
 :mod:`~gwnlib.experiments.colored_mnist`, :mod:`~gwnlib.experiments.images` (Cityscapes and
-COCO) and :mod:`~gwnlib.experiments.triple_mnist` (three tasks, chapter "Beyond two tasks").
+COCO) and :mod:`~gwnlib.experiments.triple_mnist` (three tasks, chapter "Beyond two tasks") and
+:mod:`~gwnlib.experiments.two_views` (two physical sources, chapter "Two sources").
 Chapter "Training and sweeps" explains the presets.
 """
 
@@ -26,6 +27,7 @@ from gwnlib.experiments.config import (
 from gwnlib.experiments.images import VisionExperiment
 from gwnlib.experiments.synthetic import SyntheticExperiment
 from gwnlib.experiments.triple_mnist import TripleMnistExperiment
+from gwnlib.experiments.two_views import TwoViewsExperiment
 
 __all__ = [
     "DATASETS",
@@ -39,6 +41,7 @@ __all__ = [
     "RunConfig",
     "SyntheticExperiment",
     "TripleMnistExperiment",
+    "TwoViewsExperiment",
     "VisionExperiment",
     "check_split",
     "derive_seed",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 from dataclasses import dataclass
@@ -30,10 +31,12 @@ from gwnlib.runtime import check_int, check_preset
 
 #: Datasets that :func:`resolve` knows (the vision tasks of Sec. 4.3:
 #: :mod:`gwnlib.experiments.images`).
-DATASETS = ("synthetic", "colored_mnist", "cityscapes", "coco", "triple_mnist")
+DATASETS = ("synthetic", "colored_mnist", "cityscapes", "coco", "triple_mnist", "two_views")
 #: Datasets with three tasks, trained with the K-task codecs of :mod:`gwnlib.model.lattice`
 #: (chapter "Beyond two tasks"; not in the paper).
 MULTITASK = ("triple_mnist",)
+#: Datasets whose labels follow a ``law``: its module's ``LAWS`` name the accepted ones.
+LAW_MODULES = {"triple_mnist": "gwnlib.data.triple_laws", "two_views": "gwnlib.data.view_laws"}
 
 
 #: The task-quality columns each dataset's runs report (Tables 2-8), in task order.
@@ -43,6 +46,7 @@ QUALITY_COLUMNS = {
     "cityscapes": ("miou", "rmse"),
     "coco": ("box_map", "keypoint_map"),
     "triple_mnist": ("acc1", "acc2", "acc3"),
+    "two_views": ("acc1", "acc2"),
 }
 #: The vision datasets: frozen task models on decoded images (Sec. 4.3, D.5).
 VISION = ("cityscapes", "coco")
@@ -98,6 +102,19 @@ _COMMON = {
         "accumulate": 1,
         "batch_size": 32,
     },
+    # Not in the paper: two-view coloured MNIST for chapter "Two sources" (each task reads the
+    # colour of its own view), with the three-task chapter's narrow transforms, E and rates.
+    "two_views": {
+        "transform": "conv",
+        "latent_channels": 12,
+        "beta": 1.0,
+        "law": "same",
+        "lr": 3e-4,
+        "clip": 1.0,
+        "gamma": 1.0,
+        "accumulate": 1,
+        "batch_size": 32,
+    },
     # Table 1: Cityscapes accumulates 3 batches (the rest is _VISION_COMMON).
     "cityscapes": {**_VISION_COMMON, "accumulate": 3},
     "coco": {**_VISION_COMMON, "accumulate": 1},
@@ -144,6 +161,15 @@ TRAINING_PRESETS: dict[str, dict[str, dict]] = {
     # ``short`` one epoch of 30k images (a 33-point sweep in about an hour on a 2-core CPU),
     # every eta > 1 warm-started from the eta = 1 run of its codec, law and beta.
     "triple_mnist": {
+        "paper": dict(patience=25, max_epochs=200, train_size=None, val_size=10_000,
+                      test_size=None, real_bits_samples=1000),
+        "short": dict(patience=1, max_epochs=1, train_size=30_000, val_size=1000,
+                      test_size=2000, real_bits_samples=100, eta_warmup=200, init_eta=1.0),
+        "smoke": dict(patience=1, max_epochs=1, train_size=96, val_size=64,
+                      test_size=64, real_bits_samples=4),
+    },
+    # Two views: as three-task coloured MNIST.
+    "two_views": {
         "paper": dict(patience=25, max_epochs=200, train_size=None, val_size=10_000,
                       test_size=None, real_bits_samples=1000),
         "short": dict(patience=1, max_epochs=1, train_size=30_000, val_size=1000,
@@ -352,16 +378,17 @@ def _checked(config: RunConfig) -> RunConfig:
             raise ValueError(f"side must be a multiple of 16 (four 2x stages); got {config.side}")
     if config.dataset == "colored_mnist" and config.pmf not in PMFS:
         raise ValueError(f"pmf must be one of {', '.join(PMFS)}; got {config.pmf!r}")
+    if config.dataset in LAW_MODULES:
+        laws = importlib.import_module(LAW_MODULES[config.dataset]).LAWS
+        if config.law not in laws:
+            raise ValueError(f"law must be one of {', '.join(laws)}; got {config.law!r}")
+    elif config.law is not None:
+        raise ValueError(f"law only applies to {', '.join(LAW_MODULES)}; dataset "
+                         f"{config.dataset!r} has no such setting")  # fmt: skip
     if config.dataset in MULTITASK:
-        from gwnlib.data.triple_laws import LAWS
         from gwnlib.theory.multiterminal import check_beta
 
-        if config.law not in LAWS:
-            raise ValueError(f"law must be one of {', '.join(LAWS)}; got {config.law!r}")
         check_beta(config.beta, 3)
-    elif config.law is not None:
-        raise ValueError(f"law only applies to {', '.join(MULTITASK)}; dataset "
-                         f"{config.dataset!r} has no such setting")  # fmt: skip
     if config.dataset not in VISION:
         given = [name for name in _VISION_FIELDS if getattr(config, name) is not None]
         if given:

@@ -16,6 +16,9 @@ merge).
 - ``independent``: two encoders of E channels with unconditional entropy models; decoder i reads
   Y_i only.
 
+Not in the paper: ``distributed`` (chapter "Two sources"), the Shared codec whose encoder i sees
+only view i of a two-view input.
+
 The three-channel codecs model Y0 autoregressively and Y1, Y2 conditionally on Y0; the one- and
 two-channel codecs use the Y0-type model for every latent (paper D.1). Task heads are pluggable:
 ``heads=(head1, head2)`` map each decoder's features to its task's prediction.
@@ -46,8 +49,9 @@ class Wiring:
     #: The latents it makes, in :data:`CHANNELS` order.
     channels: tuple[str, ...]
 
-    def encoders(self, m: int, e: int, transform: str) -> list[nn.Module]:
-        """The analysis transforms for M input channels and E latent channels per decoder."""
+    def encoders(self, m: int, e: int, transform: str, **layers) -> list[nn.Module]:
+        """The analysis transforms for M input channels and E latent channels per decoder;
+        ``layers``: the transforms' ``widths`` and ``blocks`` when not the paper's."""
         raise NotImplementedError
 
     def latents(self, encoders, x: torch.Tensor, e: int) -> tuple[dict, torch.Tensor | None]:
@@ -88,8 +92,8 @@ class Shared(Wiring):
 
     name, channels = "shared", CHANNELS
 
-    def encoders(self, m, e, transform):
-        return [analysis_transform(m, e, transform) for _ in range(2)]
+    def encoders(self, m, e, transform, **layers):
+        return [analysis_transform(m, e, transform, **layers) for _ in range(2)]
 
     def latents(self, encoders, x, e):
         half = e // 2
@@ -104,8 +108,8 @@ class Separated(Wiring):
 
     name, channels = "separated", CHANNELS
 
-    def encoders(self, m, e, transform):
-        return [analysis_transform(m, e // 2, transform) for _ in range(3)]
+    def encoders(self, m, e, transform, **layers):
+        return [analysis_transform(m, e // 2, transform, **layers) for _ in range(3)]
 
     def latents(self, encoders, x, e):
         return {key: quantize(f(x)) for key, f in zip(CHANNELS, encoders, strict=True)}, None
@@ -117,8 +121,8 @@ class Combined(Wiring):
 
     name, channels = "combined", CHANNELS
 
-    def encoders(self, m, e, transform):
-        return [analysis_transform(m, 3 * (e // 2), transform)]
+    def encoders(self, m, e, transform, **layers):
+        return [analysis_transform(m, 3 * (e // 2), transform, **layers)]
 
     def latents(self, encoders, x, e):
         return dict(zip(CHANNELS, quantize(encoders[0](x)).split(e // 2, dim=1), strict=True)), None
@@ -130,8 +134,8 @@ class Joint(Wiring):
 
     name, channels = "joint", ("y0",)
 
-    def encoders(self, m, e, transform):
-        return [analysis_transform(m, e, transform)]
+    def encoders(self, m, e, transform, **layers):
+        return [analysis_transform(m, e, transform, **layers)]
 
     def latents(self, encoders, x, e):
         return {"y0": quantize(encoders[0](x))}, None
@@ -147,8 +151,8 @@ class Independent(Wiring):
 
     name, channels = "independent", ("y1", "y2")
 
-    def encoders(self, m, e, transform):
-        return [analysis_transform(m, e, transform) for _ in range(2)]
+    def encoders(self, m, e, transform, **layers):
+        return [analysis_transform(m, e, transform, **layers) for _ in range(2)]
 
     def latents(self, encoders, x, e):
         return {"y1": quantize(encoders[0](x)), "y2": quantize(encoders[1](x))}, None
@@ -159,8 +163,32 @@ class Independent(Wiring):
 
 #: The paper's five codecs (Fig. 2 and 8), in the order that numbers them in stream headers.
 CODECS = tuple(WIRINGS)
+
+
+@register
+class Distributed(Shared):
+    """Not in the paper (chapter "Two sources"): the Shared codec for two physical sources with
+    *distributed* encoders. The input stacks two views on its channels; encoder i sees only
+    view i (channels [(i - 1) M/2, i M/2)) and proposes its common candidate from it, so Y0 is
+    what the two views let both encoders agree on (Eq. 14), pulled together by Eq. 15. Every
+    other codec is *centralised*: each encoder sees both views."""
+
+    name = "distributed"
+
+    def encoders(self, m, e, transform, **layers):
+        return [analysis_transform(m // 2, e, transform, **layers) for _ in range(2)]
+
+    def latents(self, encoders, x, e):
+        half, views = e // 2, x.chunk(2, dim=1)
+        a, b = (quantize(f(view)) for f, view in zip(encoders, views, strict=True))
+        y = {"y0": merge_common(a[:, :half], b[:, :half]), "y1": a[:, half:], "y2": b[:, half:]}
+        return y, alignment_loss(a[:, :half], b[:, :half])
+
+
+#: Codecs whose encoders each see one half of the input's channels, a view of its own.
+DISTRIBUTED = ("distributed",)
 #: Codecs that split E into halves (Y0 and a private channel of E/2 each), so E must be even.
-THREE_CHANNEL = tuple(name for name, wiring in WIRINGS.items() if wiring.three_channel)
+THREE_CHANNEL = tuple(name for name in CODECS if WIRINGS[name].three_channel)
 
 
 def channels_for(name: str, tasks: Sequence[int]) -> tuple[str, ...]:
@@ -197,6 +225,8 @@ class GrayWynerCodec(nn.Module):
         transform: str = "conv",
         features: int | None = None,
         heads: tuple[nn.Module, nn.Module] | None = None,
+        widths: tuple[int, int, int] | None = None,
+        blocks: int | None = None,
     ):
         super().__init__()
         self.wiring = _wiring(name)
@@ -205,11 +235,17 @@ class GrayWynerCodec(nn.Module):
                 f"latent_channels must be even for codec {name!r} (it splits E into E/2 common "
                 f"and E/2 private channels); got {latent_channels}"
             )
+        if name in DISTRIBUTED and in_channels % 2:
+            raise ValueError(
+                f"in_channels must be even for codec {name!r} (two views of M/2 channels, one "
+                f"per encoder); got {in_channels}"
+            )
         self.name = name
         self.in_channels = in_channels
         self.latent_channels = e = latent_channels
         features = in_channels if features is None else features
-        self.encoders = nn.ModuleList(self.wiring.encoders(in_channels, e, transform))
+        layers = {k: v for k, v in (("widths", widths), ("blocks", blocks)) if v is not None}
+        self.encoders = nn.ModuleList(self.wiring.encoders(in_channels, e, transform, **layers))
         widths = self.wiring.widths(e)
         condition = widths["y0"] if self.wiring.three_channel else None
         self.entropy_models = nn.ModuleDict({
@@ -217,7 +253,7 @@ class GrayWynerCodec(nn.Module):
             for key, width in widths.items()
         })  # fmt: skip
         self.decoders = nn.ModuleList(
-            [synthesis_transform(e, features, transform) for _ in range(2)]
+            [synthesis_transform(e, features, transform, **layers) for _ in range(2)]
         )
         heads = heads if heads is not None else (nn.Identity(), nn.Identity())
         if len(heads) != 2:

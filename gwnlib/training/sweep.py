@@ -60,7 +60,7 @@ EXECUTORS = ("sequential", "pool", "slurm", "fused")
 SYNTHETIC_ETAS = (0.001, 0.01, 0.1, 0.5, 1.0)
 MNIST_ETAS = (1.0, 10.0, 25.0, 50.0, 75.0, 100.0)
 CITYSCAPES_ETAS = (0.001, 0.01, 0.05, 0.1, 1.0, 5.0)
-#: Not in the paper: the three-task etas of chapter "Beyond two tasks".
+#: Not in the paper: the etas of chapters "Beyond two tasks" and "Two sources".
 TRIPLE_ETAS = (1.0, 30.0, 300.0)
 
 #: The chapters' sweeps: name -> (dataset, grid). A grid is a dict of lists (their product) or a
@@ -128,6 +128,26 @@ SWEEPS: dict[str, tuple[str, list[dict]]] = {
                 "law": ["pairwise"],
                 "beta": [2.0, 3.0],
                 "eta": list(TRIPLE_ETAS),
+            },
+        ],
+    ),  # fmt: skip
+    # Not in the paper (chapter "Two sources"): centralised codecs (each encoder sees both
+    # views) against the distributed Shared codec (encoder i sees view i) on two-view coloured
+    # MNIST under every law, at beta = 1 (transmit rate); seeds 1 and 2 of Shared and
+    # Distributed under "neighbour", where the theory says distributed encoders lose.
+    "two_views": (
+        "two_views",
+        [
+            {
+                "codec": ["shared", "distributed", "joint", "independent"],
+                "law": ["same", "partial", "neighbour", "digit"],
+                "eta": list(TRIPLE_ETAS),
+            },
+            {
+                "codec": ["shared", "distributed"],
+                "law": ["neighbour"],
+                "eta": list(TRIPLE_ETAS[:2]),
+                "seed": [1, 2],
             },
         ],
     ),  # fmt: skip
