@@ -266,10 +266,30 @@ def test_the_experiment_gives_two_view_batches_and_a_trainable_codec():
 
 def test_the_sweep_compares_every_codec_under_every_law():
     configs = named("two_views", "short").configs()
-    main = {(c.codec, c.law, c.eta) for c in configs if c.seed == 0}
+    main = {(c.codec, c.law, c.eta) for c in configs if c.seed == 0 and c.beta == 1.0}
     assert main == set(itertools.product(("shared", "distributed", "joint", "independent"),
                                          LAWS, (1.0, 30.0, 300.0)))  # fmt: skip
     seeds = [c for c in configs if c.seed != 0]
     assert {(c.codec, c.law, c.seed) for c in seeds} == set(
         itertools.product(("shared", "distributed"), ("neighbour",), (1, 2))
     )
+    cheap = {(c.codec, c.law, c.eta) for c in configs if c.beta == 0.1}
+    assert cheap == set(itertools.product(("shared", "distributed"), ("same", "neighbour"),
+                                          (1.0, 30.0)))  # fmt: skip
+    assert len(configs) == 48 + 8 + 8
+
+
+def test_merge_agreement_counts_where_the_candidates_agree():
+    from gwnlib.analysis.probes import merge_agreement
+
+    codec = small("distributed")
+    x = 1000 * torch.rand(3, 3, 32, 32)
+    codec.encoders[1].load_state_dict(codec.encoders[0].state_dict())  # tied encoders
+    same = merge_agreement(codec, torch.cat([x, x], 1))  # two copies of one view
+    assert same["symbols"] == same["items"] == 1.0
+    y0 = codec.encode(torch.cat([x, x], 1))[0]["y0"]
+    assert same["nonzero"] == pytest.approx((y0 != 0).float().mean().item())
+    other = merge_agreement(codec, torch.cat([x, 1000 * torch.rand(3, 3, 32, 32)], 1))
+    assert other["items"] < 1.0 and other["symbols"] < 1.0
+    with pytest.raises(ValueError, match="shared or distributed"):
+        merge_agreement(small("joint"), torch.cat([x, x], 1))

@@ -1,5 +1,6 @@
 """What each channel carries: decoders trained on a frozen codec to rebuild the input from one
-latent alone (paper appendix D.4, Fig. 10).
+latent alone (paper appendix D.4, Fig. 10); and how often the two encoders of a merging codec
+agree on their common candidates (:func:`merge_agreement`, chapter "Two sources").
 
 The paper trains, for each of Y0, Y1 and Y2 of a trained Shared codec, a separate decoder with
 the architecture of the synthesis transform that reconstructs the input image from that channel
@@ -29,6 +30,64 @@ def channel_widths(codec) -> dict[str, int]:
     """Channels of each latent of ``codec`` (``{"y0": E/2, "y1": E/2, "y2": E/2}`` for the
     three-channel codecs; ``{"y0": E}`` for Joint; ``{"y1": E, "y2": E}`` for Independent)."""
     return codec.channel_widths()
+
+
+@torch.no_grad()
+def merge_agreement(codec, x: torch.Tensor) -> dict[str, float]:
+    """How far the two encoders of a merging codec (``shared`` or ``distributed``) agree on
+    their common candidates for the inputs ``x`` (Eq. 14 keeps a symbol only where they do).
+
+    Returns ``symbols``: the fraction of common-candidate symbols on which they agree;
+    ``items``: the fraction of inputs whose whole common candidates agree (then Y0 is a common
+    function of what the encoders saw, the premise of the distributed bound); ``nonzero``: the
+    fraction of Y0's symbols that are not 0.
+    """
+    from gwnlib.model.codecs import Shared
+
+    if not isinstance(codec.wiring, Shared):
+        raise ValueError(
+            f"codec must merge two common candidates (shared or distributed); got {codec.name!r}"
+        )
+    half = codec.latent_channels // 2
+    a, b = codec.wiring.candidates(codec.encoders, x)
+    agree = a[:, :half] == b[:, :half]
+    y0 = codec.encode(x)[0]["y0"]
+    return {
+        "symbols": agree.float().mean().item(),
+        "items": agree.flatten(1).all(1).float().mean().item(),
+        "nonzero": (y0 != 0).float().mean().item(),
+    }
+
+
+def sweep_agreement(sweep, codecs=("shared", "distributed"), count: int = 1000):
+    """:func:`merge_agreement` of every finished run of ``sweep`` whose codec is in ``codecs``,
+    on the first ``count`` test items of its own experiment: a DataFrame with one row per run
+    (its key, codec, law or pmf, beta, eta, seed, the three fractions, and the run's preset,
+    hardware and date). Runs without weights in ``sweep.root`` are skipped; an empty frame when
+    there are none."""
+    import pandas as pd
+
+    from gwnlib.experiments import Experiment
+    from gwnlib.training.runs import is_finished, load_metrics, load_weights, run_dir
+
+    rows = []
+    for config in sweep.configs():
+        folder = run_dir(config, sweep.root)
+        if config.codec not in codecs or not is_finished(folder):
+            continue
+        experiment = Experiment(config)
+        codec = experiment.codec()
+        load_weights(codec, folder / "best.pt", f"retrain the run in {folder}")
+        codec.eval()
+        x = torch.cat([batch[0] for batch in experiment.batches("test")])[:count]
+        metrics = load_metrics(folder)
+        rows.append({
+            "key": config.key, "codec": config.codec, "law": config.law or config.pmf,
+            "beta": config.beta, "eta": config.eta, "seed": config.seed,
+            **merge_agreement(codec, x), "items_probed": len(x), "preset": config.preset,
+            "hardware": metrics["hardware"], "date": metrics["date"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def train_channel_decoders(

@@ -144,7 +144,7 @@ def law_theory(law: str) -> dict[str, float]:
         block = p_v[np.ix_(v1s, v2s)]
         np.add.at(p_w[w], (v1s[:, None] % 10, v2s[None, :] % 10), block)
     h1, h2, h12 = entropy(p_t.sum(axis=1)), entropy(p_t.sum(axis=0)), entropy(p_t)
-    k = gacs_korner(p_t).value
+    k, i = gacs_korner(p_t).value, mutual_information(p_t)
     # Where the bounds H(T1, T2) <= rate <= H(T1) + H(T2) - K meet, there is nothing to search.
     bounds_meet = h1 + h2 - k - h12 < 1e-9
     central, distributed = h12, h12 if bounds_meet else distributed_rate(p_w)
@@ -152,9 +152,10 @@ def law_theory(law: str) -> dict[str, float]:
         "H(T1)": h1,
         "H(T2)": h2,
         "H(T1,T2)": h12,
-        "I(T1;T2)": mutual_information(p_t),
+        "I(T1;T2)": i,
         "K(T1;T2)": k,
-        "C(T1;T2)": wyner_common_information(p_t, seed=0).value,
+        # Independent tasks: W = const is a Markov chain with I(T; W) = 0, so C = 0 exactly.
+        "C(T1;T2)": 0.0 if i < 1e-12 else wyner_common_information(p_t, seed=0).value,
         "I(V1;V2)": mutual_information(p_v),
         "K(V1;V2)": common.value,
         "R_t centralised": central,

@@ -95,9 +95,14 @@ class Shared(Wiring):
     def encoders(self, m, e, transform, **layers):
         return [analysis_transform(m, e, transform, **layers) for _ in range(2)]
 
+    def candidates(self, encoders, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two encoders' quantised outputs, common candidate first in each."""
+        a, b = (quantize(f(x)) for f in encoders)
+        return a, b
+
     def latents(self, encoders, x, e):
         half = e // 2
-        a, b = (quantize(f(x)) for f in encoders)
+        a, b = self.candidates(encoders, x)
         y = {"y0": merge_common(a[:, :half], b[:, :half]), "y1": a[:, half:], "y2": b[:, half:]}
         return y, alignment_loss(a[:, :half], b[:, :half])
 
@@ -178,11 +183,9 @@ class Distributed(Shared):
     def encoders(self, m, e, transform, **layers):
         return [analysis_transform(m // 2, e, transform, **layers) for _ in range(2)]
 
-    def latents(self, encoders, x, e):
-        half, views = e // 2, x.chunk(2, dim=1)
-        a, b = (quantize(f(view)) for f, view in zip(encoders, views, strict=True))
-        y = {"y0": merge_common(a[:, :half], b[:, :half]), "y1": a[:, half:], "y2": b[:, half:]}
-        return y, alignment_loss(a[:, :half], b[:, :half])
+    def candidates(self, encoders, x):
+        a, b = (quantize(f(view)) for f, view in zip(encoders, x.chunk(2, dim=1), strict=True))
+        return a, b
 
 
 #: Codecs whose encoders each see one half of the input's channels, a view of its own.

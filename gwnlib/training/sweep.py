@@ -134,7 +134,8 @@ SWEEPS: dict[str, tuple[str, list[dict]]] = {
     # Not in the paper (chapter "Two sources"): centralised codecs (each encoder sees both
     # views) against the distributed Shared codec (encoder i sees view i) on two-view coloured
     # MNIST under every law, at beta = 1 (transmit rate); seeds 1 and 2 of Shared and
-    # Distributed under "neighbour", where the theory says distributed encoders lose.
+    # Distributed under "neighbour", where the theory says distributed encoders lose; and both
+    # at beta = 0.1 (coloured MNIST's, D.4: a cheap common channel) under "same" and "neighbour".
     "two_views": (
         "two_views",
         [
@@ -148,6 +149,12 @@ SWEEPS: dict[str, tuple[str, list[dict]]] = {
                 "law": ["neighbour"],
                 "eta": list(TRIPLE_ETAS[:2]),
                 "seed": [1, 2],
+            },
+            {
+                "codec": ["shared", "distributed"],
+                "law": ["same", "neighbour"],
+                "beta": [0.1],
+                "eta": list(TRIPLE_ETAS[:2]),
             },
         ],
     ),  # fmt: skip
