@@ -953,6 +953,9 @@ def test_two_sources_merge():
     for y, bit in zip(y0.int().tolist(), b.int().tolist(), strict=True):
         joint[y, bit] += 0.25
     h_y0 = entropy(joint.sum(axis=1))
-    given_a = 0.5 * entropy(np.array([0.5, 0.5]))  # a = 1: Y0 = b; a = 0: Y0 = 0
+    by_a = np.zeros((2, 2, 2))  # [a, y0, b]
+    for bit_a, y, bit_b in zip(a.int().tolist(), y0.int().tolist(), b.int().tolist(), strict=True):
+        by_a[bit_a, y, bit_b] += 0.25
+    given_a = sum(by_a[i].sum() * mutual_information(by_a[i] / by_a[i].sum()) for i in (0, 1))
     assert h_y0 == pytest.approx(binary_entropy(0.25))
     assert_numbers(text, f"{h_y0:.3f}", f"{mutual_information(joint):.3f}", f"{given_a:.1f}")

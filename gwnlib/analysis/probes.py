@@ -38,9 +38,10 @@ def merge_agreement(codec, x: torch.Tensor) -> dict[str, float]:
     their common candidates for the inputs ``x`` (Eq. 14 keeps a symbol only where they do).
 
     Returns ``symbols``: the fraction of common-candidate symbols on which they agree;
-    ``items``: the fraction of inputs whose whole common candidates agree (then Y0 is a common
-    function of what the encoders saw, the premise of the distributed bound); ``nonzero``: the
-    fraction of Y0's symbols that are not 0.
+    ``items``: the fraction of inputs whose whole common candidates agree (on those, Y0 is what
+    either encoder alone would write); ``nonzero``: the fraction of Y0's symbols that are not 0.
+    Agreement on sampled inputs does not prove that Y0 is a common function of the views; a Y0
+    that is 0 almost everywhere carries almost nothing, and so nothing joint either.
     """
     from gwnlib.model.codecs import Shared
 
@@ -65,6 +66,8 @@ def sweep_agreement(sweep, codecs=("shared", "distributed"), count: int = 1000):
     (its key, codec, law or pmf, beta, eta, seed, the three fractions, and the run's preset,
     hardware and date). Runs without weights in ``sweep.root`` are skipped; an empty frame when
     there are none."""
+    import dataclasses
+
     import pandas as pd
 
     from gwnlib.experiments import Experiment
@@ -75,11 +78,12 @@ def sweep_agreement(sweep, codecs=("shared", "distributed"), count: int = 1000):
         folder = run_dir(config, sweep.root)
         if config.codec not in codecs or not is_finished(folder):
             continue
-        experiment = Experiment(config)
+        size = count if config.test_size is None else min(count, config.test_size)
+        experiment = Experiment(dataclasses.replace(config, test_size=size))
         codec = experiment.codec()
         load_weights(codec, folder / "best.pt", f"retrain the run in {folder}")
         codec.eval()
-        x = torch.cat([batch[0] for batch in experiment.batches("test")])[:count]
+        x = torch.cat([batch[0] for batch in experiment.batches("test")])
         metrics = load_metrics(folder)
         rows.append({
             "key": config.key, "codec": config.codec, "law": config.law or config.pmf,

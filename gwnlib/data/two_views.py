@@ -97,8 +97,12 @@ class TwoViewMNIST(MnistSplit):
         if self._by_digit is None:
             self._by_digit = [np.flatnonzero(digits == d) for d in range(10)]
         counts = np.array([len(items) for items in self._by_digit])
-        if (counts[np.unique(d2)] == 0).any():
-            raise ValueError(f"split {self.split!r} lacks an image of some digit view 2 needs")
+        missing = [int(d) for d in np.unique(d2) if counts[d] == 0]
+        if missing:
+            raise ValueError(
+                f"split {self.split!r} ({len(digits)} items) has no image of digit(s) {missing}, "
+                "which view 2 needs under this law: use a larger val_size for the val split"
+            )
         uniforms = np.random.default_rng([self.seed, epoch, stream, 1]).random(len(digits))
         picks = np.floor(uniforms * counts[d2]).astype(np.int64)
         partner = np.array([self._by_digit[d][k] for d, k in zip(d2, picks, strict=True)],

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gwnlib.model.codecs import WIRINGS
+from gwnlib.model.codecs import DISTRIBUTED, WIRINGS
 from gwnlib.model.lattice import LATTICES
 from gwnlib.runtime import check_int, check_preset
 
@@ -378,6 +378,11 @@ def _checked(config: RunConfig) -> RunConfig:
             raise ValueError(f"side must be a multiple of 16 (four 2x stages); got {config.side}")
     if config.dataset == "colored_mnist" and config.pmf not in PMFS:
         raise ValueError(f"pmf must be one of {', '.join(PMFS)}; got {config.pmf!r}")
+    if config.codec in DISTRIBUTED and config.dataset != "two_views":
+        raise ValueError(
+            f"codec {config.codec!r} needs an input of two views, which only dataset two_views "
+            f"has; got dataset {config.dataset!r}"
+        )
     if config.dataset in LAW_MODULES:
         laws = importlib.import_module(LAW_MODULES[config.dataset]).LAWS
         if config.law not in laws:

@@ -75,7 +75,7 @@ def _dataset(split, law, seed, val_size):
     return _dataset_at(split, law, seed, val_size, data_dir())
 
 
-@functools.lru_cache(maxsize=12)  # every split of every law: a sweep alternates laws
+@functools.lru_cache(maxsize=36)  # every split of every law and seed (0-2): a sweep alternates
 def _dataset_at(split, law, seed, val_size, root):
     from gwnlib.data.two_views import TwoViewMNIST
 

@@ -176,7 +176,13 @@ class Distributed(Shared):
     *distributed* encoders. The input stacks two views on its channels; encoder i sees only
     view i (channels [(i - 1) M/2, i M/2)) and proposes its common candidate from it, so Y0 is
     what the two views let both encoders agree on (Eq. 14), pulled together by Eq. 15. Every
-    other codec is *centralised*: each encoder sees both views."""
+    other codec is *centralised*: each encoder sees both views.
+
+    Only the analysis transforms are distributed: the merge, and coding Y1 and Y2 given the
+    merged Y0, need a node that sees both candidates. Where the candidates agree, Y0 is what
+    either encoder alone would write; where they disagree, the merge's 0 depends on both views,
+    and a trained merge could carry joint information through it
+    (:func:`gwnlib.analysis.probes.merge_agreement` measures how often they agree)."""
 
     name = "distributed"
 
@@ -190,7 +196,8 @@ class Distributed(Shared):
 
 #: Codecs whose encoders each see one half of the input's channels, a view of its own.
 DISTRIBUTED = ("distributed",)
-#: Codecs that split E into halves (Y0 and a private channel of E/2 each), so E must be even.
+#: The paper's codecs that split E into halves (Y0 and a private channel of E/2 each), so E must
+#: be even; the distributed codec splits E too (it is the Shared codec on two views).
 THREE_CHANNEL = tuple(name for name in CODECS if WIRINGS[name].three_channel)
 
 
