@@ -7,11 +7,14 @@ datasets=("mine",))``) imported by the package, plus its presets in :mod:`.confi
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Iterator
 
 import torch
 
-from gwnlib.experiments.config import RunConfig, derive_seed
+from gwnlib.experiments.config import RunConfig, check_split, derive_seed
+from gwnlib.runtime import data_dir
 
 #: The rate and distortion terms logged for every epoch and reported at the end, for two tasks.
 TERMS = ("loss", "r0", "r1", "r2", "rate_transmit", "rate_receive", "d1", "d2", "aux")
@@ -95,3 +98,50 @@ class Experiment:
     def _split_size(self, split: str) -> int | None:
         c = self.config
         return {"train": c.train_size, "val": c.val_size, "test": c.test_size}[split]
+
+
+def top1_accuracies(output: dict, *targets: torch.Tensor) -> dict:
+    """Top-1 accuracy ``acc{i}`` of each task's ``z{i}_hat`` against its targets (the paper's
+    1/D for classification)."""
+    return {f"acc{i}": (output[f"z{i}_hat"].argmax(1) == t).float().mean()
+            for i, t in enumerate(targets, start=1)}  # fmt: skip
+
+
+class LawSplitsExperiment(Experiment):
+    """An experiment whose splits are datasets of one class, ``dataset_class`` ("module.Class"),
+    built from (split, law, seed, val_size, data root) and cached per process, each with a
+    ``tensors(epoch, count)`` method: the coloured-MNIST sources whose labels follow a ``law``
+    (three tasks, two views)."""
+
+    dataset_class: str
+
+    def dataset(self, split: str):
+        """The dataset of ``split`` under this run's law, seed and validation size."""
+        c = self.config
+        return _law_dataset(self.dataset_class, split, c.law, c.seed, c.val_size, data_dir())
+
+    def steps(self, split: str) -> int:
+        check_split(split)
+        size = self._split_size(split)
+        n = size if size is not None else len(self.dataset(split))
+        return -(-n // self.config.batch_size)
+
+    def batches(self, split: str, epoch: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
+        """``(x, *targets)`` batches of ``split`` at ``epoch``, as the dataset's ``tensors`` give
+        them; validation and test batches are the same at every epoch."""
+        check_split(split)
+        epoch = epoch if split == "train" else 0
+        dataset = self.dataset(split)
+        size = self._split_size(split)
+        if size is not None and size > len(dataset):
+            raise ValueError(f"{split}_size must be at most {len(dataset)}; got {size}")
+        yield from self._shuffled(dataset.tensors(epoch, count=size), split, epoch)
+
+
+# Every split of every law and seed (0-2) of both sources: a sweep alternates them. The data
+# root is part of the key, so a changed GWN_DATA_DIR is read afresh.
+@functools.lru_cache(maxsize=48)
+def _law_dataset(path, split, law, seed, val_size, root):
+    module, name = path.rsplit(".", 1)
+    dataset_class = getattr(importlib.import_module(module), name)
+    return dataset_class(split=split, law=law, seed=seed, val_size=val_size, root=root)

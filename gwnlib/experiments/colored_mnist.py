@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from gwnlib.experiments.base import Experiment
+from gwnlib.experiments.base import Experiment, top1_accuracies
 from gwnlib.experiments.config import check_split, derive_seed
 from gwnlib.model.codecs import GrayWynerCodec, build
 from gwnlib.model.heads import classifier_head
@@ -35,10 +35,7 @@ class ColoredMnistExperiment(Experiment, datasets=("colored_mnist",)):
 
     def task_metrics(self, output: dict, t1: torch.Tensor, t2: torch.Tensor) -> dict:
         """Top-1 accuracies ``acc1``, ``acc2`` (the paper's 1/D)."""
-        return {
-            "acc1": (output["z1_hat"].argmax(1) == t1).float().mean(),
-            "acc2": (output["z2_hat"].argmax(1) == t2).float().mean(),
-        }
+        return top1_accuracies(output, t1, t2)
 
     def steps(self, split: str) -> int:
         c = self.config

@@ -10,18 +10,14 @@ lets a whole sweep run on a laptop. The codecs compared in the chapter all share
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gwnlib.experiments.base import Experiment
-from gwnlib.experiments.config import check_split, derive_seed
+from gwnlib.experiments.base import LawSplitsExperiment, top1_accuracies
+from gwnlib.experiments.config import derive_seed
 from gwnlib.model.heads import classifier_head
 from gwnlib.model.lattice import LatticeCodec, LatticeLoss, build_lattice, choose_streams, rate_key
-from gwnlib.runtime import data_dir
 from gwnlib.theory.multiterminal import subsets
 
 #: The three tasks, in order: task 1 the digit, 2 the stroke colour, 3 the background colour.
@@ -32,10 +28,13 @@ WIDTHS, BLOCKS, HIDDEN = (16, 32, 64), 1, 256
 THRESHOLD = 0.05
 
 
-class TripleMnistExperiment(Experiment, datasets=("triple_mnist",)):
+class TripleMnistExperiment(LawSplitsExperiment, datasets=("triple_mnist",)):
     """Three classifiers (digit, colour, background) on the images of
-    :class:`~gwnlib.data.triple_mnist.TripleColoredMNIST` under ``config.law``; the colours of
-    the training images are drawn afresh each epoch, the order shuffled per (seed, epoch)."""
+    :class:`~gwnlib.data.triple_mnist.TripleColoredMNIST` under ``config.law``: batches ``(x,
+    digit, colour, background)``; the colours of the training images are drawn afresh each
+    epoch, the order shuffled per (seed, epoch)."""
+
+    dataset_class = "gwnlib.data.triple_mnist.TripleColoredMNIST"
 
     terms = ("loss", *(rate_key(s) for s in subsets(3)), "rate_transmit", "rate_receive",
              "d1", "d2", "d3", "aux")  # fmt: skip
@@ -51,7 +50,7 @@ class TripleMnistExperiment(Experiment, datasets=("triple_mnist",)):
         """The empirical joint table [digit, colour, background] of the training split's
         targets at epoch 0 (its first ``train_size`` items)."""
         c = self.config
-        dataset = _dataset("train", c.law, c.seed, c.val_size)
+        dataset = self.dataset("train")
         n = c.train_size if c.train_size is not None else len(dataset)
         colours, backgrounds = dataset.attributes(0)
         table = np.zeros((10, 10, 10))
@@ -76,36 +75,4 @@ class TripleMnistExperiment(Experiment, datasets=("triple_mnist",)):
 
     def task_metrics(self, output: dict, *targets) -> dict:
         """Top-1 accuracies ``acc1``, ``acc2``, ``acc3``."""
-        return {f"acc{i}": (output[f"z{i}_hat"].argmax(1) == t).float().mean()
-                for i, t in enumerate(targets, start=1)}  # fmt: skip
-
-    def steps(self, split: str) -> int:
-        c = self.config
-        check_split(split)
-        size = self._split_size(split)
-        n = size if size is not None else len(_dataset(split, c.law, c.seed, c.val_size))
-        return -(-n // c.batch_size)
-
-    def batches(self, split: str, epoch: int = 0) -> Iterator[tuple[torch.Tensor, ...]]:
-        """``(x, digit, colour, background)`` batches of ``split`` at ``epoch``; validation and
-        test batches are the same at every epoch."""
-        c = self.config
-        check_split(split)
-        epoch = epoch if split == "train" else 0
-        dataset = _dataset(split, c.law, c.seed, c.val_size)
-        size = self._split_size(split)
-        if size is not None and size > len(dataset):
-            raise ValueError(f"{split}_size must be at most {len(dataset)}; got {size}")
-        yield from self._shuffled(dataset.tensors(epoch, count=size), split, epoch)
-
-
-def _dataset(split, law, seed, val_size):
-    # The data root is part of the cache key: a changed GWN_DATA_DIR is read afresh.
-    return _dataset_at(split, law, seed, val_size, data_dir())
-
-
-@functools.lru_cache(maxsize=12)  # every split of every law: a sweep alternates laws
-def _dataset_at(split, law, seed, val_size, root):
-    from gwnlib.data.triple_mnist import TripleColoredMNIST
-
-    return TripleColoredMNIST(split=split, law=law, seed=seed, val_size=val_size, root=root)
+        return top1_accuracies(output, *targets)
