@@ -162,48 +162,62 @@ def scan(
     shape: tuple[int, int, int],
     tables: CdfTables,
     code: Callable[[int, int, list[int], list[int]], torch.Tensor],
+    count: int = 1,
 ) -> torch.Tensor:
-    """Visit the latent in raster order; at each position compute (scale, mean) from the 5x5
-    window of already-coded elements (and the condition features there), pick the tables and
-    let ``code(h, w, indexes, centres)`` return the position's integer values. Returns the
-    latent (1, C, H, W). The encoder and the decoder both run this, so their tables agree.
+    """Visit ``count`` latents together in raster order; at each position compute (scale, mean)
+    from the 5x5 window of already-coded elements (and the condition features there) of every
+    sample at once, pick the tables and let ``code(h, w, indexes, centres)`` return the
+    position's integer values, [count, C] (indexes and centres sample-major). Returns the
+    latents (count, C, H, W). The encoder and the decoder both run this with the same ``count``,
+    so their float32 arithmetic, and hence their tables, agree.
     """
     channels, height, width = shape
     context = model.context
     size = context.kernel_size[0]
     pad = size // 2
-    # The masked convolution at one position, as a matrix-vector product over the window (a
-    # conv2d call on a 5x5 window costs milliseconds on the CPU; this, microseconds).
+    # The masked convolution at one position, as a matrix product over the windows (a conv2d
+    # call on a 5x5 window costs milliseconds on the CPU; this, microseconds).
     weight = (context.weight * context.mask).flatten(1)
     features = None if condition is None else model.condition(condition)
-    y_hat = torch.zeros(1, channels, height + 2 * pad, width + 2 * pad)
+    y_hat = torch.zeros(count, channels, height + 2 * pad, width + 2 * pad)
     for h in range(height):
         for w in range(width):
-            window = y_hat[:, :, h : h + size, w : w + size].reshape(1, -1)
+            window = y_hat[:, :, h : h + size, w : w + size].reshape(count, -1)
             inputs = F.linear(window, weight, context.bias)
             if features is not None:
                 inputs = torch.cat([features[:, :, h, w], inputs], dim=1)
             scales, means = _pointwise(model.parameters_net, inputs).chunk(2, dim=1)
             indexes, centres = tables.indexes(scales.flatten(), means.flatten())
-            y_hat[0, :, h + pad, w + pad] = code(h, w, indexes, centres).float()
+            values = code(h, w, indexes, centres).float()
+            y_hat[:, :, h + pad, w + pad] = values.reshape(count, channels)
     return y_hat[:, :, pad : pad + height, pad : pad + width]
 
 
 def encode_latent(
     model: nn.Module, y: torch.Tensor, condition: torch.Tensor | None, tables: CdfTables
 ) -> bytes:
-    """rANS payload of one sample's integer latent ``y`` (1, C, H, W) (no header)."""
+    """rANS payload of one sample's integer latent ``y`` (1, C, H, W) (no header): a chunk of
+    one (:func:`encode_latents`)."""
+    return encode_latents(model, y, condition, tables)
+
+
+def encode_latents(
+    model: nn.Module, y: torch.Tensor, condition: torch.Tensor | None, tables: CdfTables
+) -> bytes:
+    """One rANS payload for the integer latents ``y`` (N, C, H, W) of a chunk of N samples,
+    coded together (:func:`scan` with ``count = N``): position by position, every sample's
+    channels in turn, so the coder's fixed cost is paid once per chunk."""
     symbols: list[int] = []
     indexes: list[int] = []
-    values = y[0].long()
+    values = y.long()
 
     def code(h, w, index, centres):
-        column = values[:, h, w]
-        symbols.extend((column - torch.tensor(centres)).tolist())
+        column = values[:, :, h, w]
+        symbols.extend((column.flatten() - torch.tensor(centres)).tolist())
         indexes.extend(index)
         return column
 
-    scan(model, condition, tuple(y.shape[1:]), tables, code)
+    scan(model, condition, tuple(y.shape[1:]), tables, code, count=len(y))
     local, cdfs, lengths, starts = tables.select(indexes)
     return RansEncoder().encode_with_indexes(symbols, local, cdfs, lengths, starts)
 
@@ -216,6 +230,19 @@ def decode_latent(
     tables: CdfTables,
 ) -> torch.Tensor:
     """Inverse of :func:`encode_latent`: the latent (1, C, H, W) as float32 integers."""
+    return decode_latents(model, payload, condition, shape, tables)
+
+
+def decode_latents(
+    model: nn.Module,
+    payload: bytes,
+    condition: torch.Tensor | None,
+    shape: tuple[int, int, int],
+    tables: CdfTables,
+    count: int = 1,
+) -> torch.Tensor:
+    """Inverse of :func:`encode_latents`: the ``count`` latents (count, C, H, W) of a chunk,
+    as float32 integers."""
     decoder = RansDecoder()
     decoder.set_stream(payload)
 
@@ -224,4 +251,4 @@ def decode_latent(
         symbols = decoder.decode_stream(local, cdfs, lengths, starts)
         return torch.tensor(symbols) + torch.tensor(centres)
 
-    return scan(model, condition, shape, tables, code)
+    return scan(model, condition, shape, tables, code, count=count)

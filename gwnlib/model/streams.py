@@ -73,7 +73,13 @@ import torch
 from compressai.layers import MaskedConv2d
 from torch import nn
 
-from gwnlib.model.entropy import decode_latent, encode_latent, one_thread
+from gwnlib.model.entropy import (
+    decode_latent,
+    decode_latents,
+    encode_latent,
+    encode_latents,
+    one_thread,
+)
 from gwnlib.model.tables import OFFSETS, CdfTables, cdf_tables
 
 #: Latent channels, in coding order (Y0 first: Y1 and Y2 are coded given it).
@@ -279,18 +285,7 @@ def compress(codec: nn.Module, x: torch.Tensor) -> dict:
 
 def _compress_latents(codec: nn.Module, state: _CoderState, latents: dict, batch: int) -> dict:
     latents = {key: latents[key].detach().to("cpu", torch.float32) for key in latents}
-    for key, y in latents.items():
-        if not torch.isfinite(y).all():
-            raise ValueError(f"latent {key!r} holds inf or NaN; cannot entropy-code it")
-        if not torch.equal(y, torch.round(y)):
-            raise ValueError(f"latent {key!r} is not integer-valued; cannot entropy-code it")
-        largest = y.abs().max().item() if y.numel() else 0.0
-        if largest > MAX_LATENT:
-            raise ValueError(
-                f"latent {key!r} reaches {largest:.3g}, outside the coder's range "
-                f"|y| <= {MAX_LATENT} (2^26): the rANS coder cannot code such values; is the "
-                "input scaled as the codec was trained (for images, [0, 1])?"
-            )
+    _check_latents(latents)
     strings: dict[str, list[bytes]] = {key: [] for key in latents}
     shapes = {key: tuple(y.shape[1:]) for key, y in latents.items()}
     for i in range(batch):
@@ -304,6 +299,22 @@ def _compress_latents(codec: nn.Module, state: _CoderState, latents: dict, batch
                 pack(codec.codec_id, key, shapes[key], payload, state.weights_crc[key], *crcs)
             )
     return {"strings": strings, "shapes": shapes}
+
+
+def _check_latents(latents: dict) -> None:
+    """Every latent finite, integer-valued and within the coder's range (ValueError if not)."""
+    for key, y in latents.items():
+        if not torch.isfinite(y).all():
+            raise ValueError(f"latent {key!r} holds inf or NaN; cannot entropy-code it")
+        if not torch.equal(y, torch.round(y)):
+            raise ValueError(f"latent {key!r} is not integer-valued; cannot entropy-code it")
+        largest = y.abs().max().item() if y.numel() else 0.0
+        if largest > MAX_LATENT:
+            raise ValueError(
+                f"latent {key!r} reaches {largest:.3g}, outside the coder's range "
+                f"|y| <= {MAX_LATENT} (2^26): the rANS coder cannot code such values; is the "
+                "input scaled as the codec was trained (for images, [0, 1])?"
+            )
 
 
 @torch.no_grad()
@@ -358,4 +369,133 @@ def decompress(
     out: dict[str, torch.Tensor] = dict(latents)
     for task in sorted(set(tasks)):
         out[f"z{task}_hat"] = codec.decode(codec.decoder_input(latents, task), task)
+    return out
+
+
+# -- chunks: many samples per stream ----------------------------------------------------------
+#: A chunk stream: the latents of N samples of one channel coded together in one rANS payload,
+#: so the coder's fixed cost and the header are paid once per chunk, not per sample.
+CHUNK_MAGIC = b"GC"
+#: 1: the fields of :data:`CHUNK_HEADER`.
+CHUNK_VERSION = 1
+#: magic, version, codec, channel, K, C, H, W, N (samples), payload length, CRC32 of the fields
+#: so far and the payload, weights CRC32, latent CRC32 (all N samples), condition CRC32.
+CHUNK_HEADER = struct.Struct(">2sBBBBHHHIIIIII")
+_CHUNK_PREFIX = struct.calcsize(">2sBBBBHHHII")
+
+
+def pack_chunk(codec_id, key, shape, count, payload, weights_crc, crc=0, condition_crc=0):
+    """Header + payload of a chunk of ``count`` samples of channel ``key`` (see :func:`pack`)."""
+    c, h, w = shape
+    if max(c, h, w) >= 2**16:
+        raise ValueError(f"latent shape {tuple(shape)} does not fit the chunk header (< 65536)")
+    fields = (CHUNK_MAGIC, CHUNK_VERSION, codec_id, channel_id(key), OFFSETS, c, h, w, count)
+    prefix = struct.pack(">2sBBBBHHHII", *fields, len(payload))
+    checksum = zlib.crc32(payload, zlib.crc32(prefix))
+    return CHUNK_HEADER.pack(*fields, len(payload), checksum, weights_crc, crc, condition_crc) + (
+        payload
+    )
+
+
+def unpack_chunk(stream, names, name, key, weights_crc):
+    """Check a chunk stream's header (as :func:`unpack`); return (shape, count, payload,
+    latent CRC32, condition CRC32). Any mismatch raises ``ValueError``."""
+    where = f"{name} chunk {key!r}"
+    if not isinstance(stream, (bytes, bytearray, memoryview)):
+        raise ValueError(f"{where}: expected bytes; got {type(stream).__name__}")
+    stream = bytes(stream)
+    if len(stream) < CHUNK_HEADER.size:
+        raise ValueError(
+            f"{where} is truncated: {len(stream)} bytes, header needs {CHUNK_HEADER.size}"
+        )
+    magic, version, codec_id, channel, offsets, c, h, w, count, length, crc, wcrc, ycrc, ccrc = (
+        CHUNK_HEADER.unpack_from(stream)
+    )
+    if magic != CHUNK_MAGIC:
+        raise ValueError(f"{where}: not a gwnlib chunk (magic {magic!r}, expected {CHUNK_MAGIC!r})")
+    if version != CHUNK_VERSION:
+        raise ValueError(f"{where}: chunk version {version}, this reader has {CHUNK_VERSION}")
+    if codec_id != names.index(name):
+        other = names[codec_id] if codec_id < len(names) else f"unknown codec id {codec_id}"
+        raise ValueError(f"{where}: the chunk was written by codec {other!r}, not {name!r}")
+    if channel != channel_id(key):
+        raise ValueError(f"{where}: the chunk holds channel {channel_name(channel)!r}, not {key!r}")
+    if offsets != OFFSETS:
+        raise ValueError(f"{where}: written with {offsets} mean offsets, this reader has {OFFSETS}")
+    payload = stream[CHUNK_HEADER.size :]
+    if len(payload) != length:
+        state = "truncated" if len(payload) < length else "longer than its header says"
+        raise ValueError(f"{where} is {state}: payload {len(payload)} bytes, header {length}")
+    if zlib.crc32(payload, zlib.crc32(stream[:_CHUNK_PREFIX])) != crc:
+        raise ValueError(f"{where} is corrupted: CRC32 mismatch (header or payload)")
+    if wcrc != weights_crc:
+        raise ValueError(
+            f"{where} was written by a model with other entropy-model weights (CRC32 mismatch)"
+        )
+    return (c, h, w), count, payload, ycrc, ccrc
+
+
+@torch.no_grad()
+def compress_chunk(codec: nn.Module, x: torch.Tensor) -> dict:
+    """Encode the batch ``x`` as one chunk: one stream per latent channel holding every sample,
+    coded together (all samples advance through the raster scan at once, the entropy-parameter
+    network running once per position for the whole batch). Returns ``{"strings": {key:
+    bytes}, "count": N}``. The bytes differ from :func:`compress`'s; decode them with
+    :func:`decompress_chunk`."""
+    state = _state(codec)
+    latents, _ = codec.encode(x)
+    latents = {key: y.detach().to("cpu", torch.float32).contiguous() for key, y in latents.items()}
+    _check_latents(latents)
+    strings = {}
+    with one_thread():
+        for key, y in latents.items():
+            given = codec.condition(key, latents)
+            payload = encode_latents(state.models[key], y, given, state.tables)
+            crcs = latent_crc(y), 0 if given is None else latent_crc(given)
+            strings[key] = pack_chunk(codec.codec_id, key, tuple(y.shape[1:]), len(y), payload,
+                                      state.weights_crc[key], *crcs)  # fmt: skip
+    return {"strings": strings, "count": int(x.shape[0])}
+
+
+@torch.no_grad()
+def decompress_chunk(codec: nn.Module, strings: dict, tasks: Sequence[int] = (1, 2)) -> dict:
+    """Decode what ``tasks`` need from :func:`compress_chunk`'s ``strings``: the latents
+    (N, C, H, W) and ``z{t}_hat`` per task, as :func:`decompress`. Bad chunks raise
+    ``ValueError`` (a chunk coded given another chunk's Y0 too)."""
+    state = _state(codec)
+    name = getattr(codec, "header_name", codec.name)
+    decoded: dict[str, torch.Tensor] = {}
+    counts = set()
+    with one_thread():
+        for key in codec.channels_for(tasks):
+            if key not in strings:
+                raise ValueError(f"tasks {tuple(tasks)} need the {key!r} chunk in strings")
+            shape, count, payload, crc, condition_crc = unpack_chunk(
+                strings[key], codec.names, name, key, state.weights_crc[key]
+            )
+            counts.add(count)
+            if len(counts) > 1:
+                others = sorted(counts - {count})
+                raise ValueError(
+                    f"{name} chunk {key!r} holds {count} samples, the others {others}: chunks of "
+                    "different images are mixed"
+                )
+            condition = codec.condition(key, decoded)
+            if (0 if condition is None else latent_crc(condition)) != condition_crc:
+                raise ValueError(
+                    f"{name} chunk {key!r} was coded given another Y0 (or superset streams) than "
+                    "the one decoded here (CRC32 mismatch): chunks of different images are mixed"
+                )
+            decoded[key] = decode_latents(state.models[key], payload, condition, shape,
+                                          state.tables, count)  # fmt: skip
+            if latent_crc(decoded[key]) != crc:
+                raise ValueError(
+                    f"{name} chunk {key!r} decoded to another latent than was encoded (CRC32 "
+                    "mismatch): the decoder's float32 arithmetic differs from the encoder's"
+                )
+    device = next(codec.decoders.parameters()).device
+    dtype = next(codec.decoders.parameters()).dtype
+    out: dict[str, torch.Tensor] = {k: v.to(device, dtype) for k, v in decoded.items()}
+    for task in sorted(set(tasks)):
+        out[f"z{task}_hat"] = codec.decode(codec.decoder_input(out, task), task)
     return out
