@@ -20,6 +20,7 @@ from gwnlib.training.cli import (
     number_or_text,
     sweep_command,
 )
+from gwnlib.training.codec_cli import add_codec_parser, codec_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_bench_parser(commands)
     add_sweep_parser(commands)
+    add_codec_parser(commands)
     _add_curve_parser(commands)
     assign = commands.add_parser(
         "assign", help="build the autograded course assignments (student, autograder, solutions)"
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return _curve(args)
     if args.command == "bench":
         return bench(args)
+    if args.command == "codec":
+        return codec_command(args)
 
     from gwnlib.analysis import book as book_module
 
