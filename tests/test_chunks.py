@@ -1,0 +1,141 @@
+"""Chunk streams, the stream-file container and the command-line codec (issue 30): many images
+per stream, so the rANS coder's fixed cost is paid once per chunk; exact round trips; every
+corruption caught."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gwnlib.model import container, streams
+from gwnlib.model.codecs import CODECS, build
+from gwnlib.model.entropy import bits
+
+CONFIGS = {
+    "shuffle": dict(in_channels=2, latent_channels=16, transform="shuffle"),
+    "conv": dict(in_channels=3, latent_channels=6, transform="conv"),
+}
+
+
+def make(name="shared", variant="conv", seed=0, batch=6, scale=4.0):
+    torch.manual_seed(seed)
+    codec = build(name, **CONFIGS[variant]).eval()
+    x = (torch.rand(batch, CONFIGS[variant]["in_channels"], 32, 32) * 2 - 1) * scale
+    return codec, x
+
+
+@pytest.mark.parametrize("variant", CONFIGS)
+@pytest.mark.parametrize("name", CODECS)
+def test_a_chunk_round_trip_is_exact(name, variant):
+    codec, x = make(name, variant)
+    with torch.no_grad():
+        out = codec(x)
+    chunk = streams.compress_chunk(codec, x)
+    assert chunk["count"] == len(x) and set(chunk["strings"]) == set(codec.channel_widths())
+    decoded = streams.decompress_chunk(codec, chunk["strings"])
+    for key in chunk["strings"]:
+        assert torch.equal(decoded[key], out[key]), key
+    for task in (1, 2):  # each receiver alone, from its own streams only
+        mine = {key: chunk["strings"][key] for key in codec.channels_for([task])}
+        alone = streams.decompress_chunk(codec, mine, tasks=(task,))
+        assert set(alone) == {*mine, f"z{task}_hat"}
+
+
+def test_a_chunk_pays_the_fixed_cost_once():
+    codec, x = make(batch=64, scale=40.0)
+    with torch.no_grad():
+        out = codec(x)
+    chunk = streams.compress_chunk(codec, x)
+    single = codec.compress(x)
+    for key, stream in chunk["strings"].items():
+        payload = 8 * (len(stream) - streams.CHUNK_HEADER.size)
+        estimate = bits(out["likelihoods"][key]).sum().item()
+        per_sample = 8 * sum(len(s) - streams.HEADER_SIZE for s in single["strings"][key])
+        assert payload <= 1.02 * estimate + 64, (key, payload, estimate)
+        assert payload < per_sample  # the per-sample streams pay ~64 bits each
+
+
+@pytest.fixture(scope="module")
+def coded():
+    codec, x = make(batch=5, scale=40.0)
+    return codec, x, streams.compress_chunk(codec, x)
+
+
+def test_corrupted_chunks_fail_loudly(coded):
+    codec, x, chunk = coded
+    strings = chunk["strings"]
+    flipped = bytearray(strings["y1"])
+    flipped[-1] ^= 1
+    with pytest.raises(ValueError, match="corrupted"):
+        streams.decompress_chunk(codec, {**strings, "y1": bytes(flipped)}, tasks=(1,))
+    with pytest.raises(ValueError, match="truncated"):
+        streams.decompress_chunk(codec, {**strings, "y1": strings["y1"][:-3]}, tasks=(1,))
+    with pytest.raises(ValueError, match="not a gwnlib chunk"):
+        single = codec.compress(x[:1])["strings"]["y0"][0]
+        streams.decompress_chunk(codec, {**strings, "y0": single}, tasks=(1,))
+    with pytest.raises(ValueError, match="holds channel 'y2', not 'y1'"):
+        streams.decompress_chunk(codec, {**strings, "y1": strings["y2"]}, tasks=(1,))
+
+
+def test_a_chunk_with_another_chunks_y0_or_another_model_fails(coded):
+    codec, x, chunk = coded
+    other = streams.compress_chunk(codec, x.flip(0))
+    y0 = codec.encode(x)[0]["y0"]
+    assert not torch.equal(y0, y0.flip(0))  # the other chunk's Y0 differs
+    with pytest.raises(ValueError, match="coded given another Y0"):
+        mixed = {"y0": other["strings"]["y0"], "y1": chunk["strings"]["y1"]}
+        streams.decompress_chunk(codec, mixed, tasks=(1,))
+    retrained, _ = make(seed=1)
+    with pytest.raises(ValueError, match="other entropy-model weights"):
+        streams.decompress_chunk(retrained, chunk["strings"], tasks=(1,))
+    joint, _ = make("joint")
+    with pytest.raises(ValueError, match="written by codec 'shared', not 'joint'"):
+        streams.decompress_chunk(joint, {"y0": chunk["strings"]["y0"]}, tasks=(1,))
+
+
+def test_the_container_round_trips_and_reads_only_what_a_receiver_needs(tmp_path, coded):
+    codec, x, _ = coded
+    x = torch.cat([x, x.flip(0), x[:2]])  # 12 images: chunks of 5, 5, 2
+    with torch.no_grad():
+        out = codec(x)
+    path = tmp_path / "images.gwn"
+    index = container.write(codec, x.split(5), path)
+    assert index.counts == (5, 5, 2) and index.images == 12
+    assert container.read_index(path) == index
+    about = container.info(path)
+    assert (about["codec"], about["images"], about["chunks"]) == ("shared", 12, 3)
+    assert sum(c["bytes"] for c in about["channels"].values()) < path.stat().st_size
+    # Spoil every y2 chunk stream: receiver 1 never reads them.
+    data = bytearray(path.read_bytes())
+    for entry in index.entries:
+        offset, length = entry["y2"]
+        data[offset + length - 1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    decoded = container.decode(codec, path, tasks=(1,))
+    assert torch.equal(decoded["y0"], out["y0"]) and torch.equal(decoded["y1"], out["y1"])
+    with pytest.raises(ValueError, match=r"images.gwn, chunk 0: .*'y2' is corrupted"):
+        container.decode(codec, path, tasks=(2,))
+
+
+def test_a_damaged_container_names_the_file(tmp_path, coded):
+    codec, x, _ = coded
+    path = tmp_path / "a.gwn"
+    container.write(codec, [x], path)
+    data = path.read_bytes()
+    (tmp_path / "cut.gwn").write_bytes(data[:-10])
+    with pytest.raises(ValueError, match="cut.gwn is truncated"):
+        container.read_index(tmp_path / "cut.gwn")
+    spoiled = bytearray(data)
+    spoiled[12] ^= 1  # inside the index
+    (tmp_path / "index.gwn").write_bytes(bytes(spoiled))
+    with pytest.raises(ValueError, match="index.gwn: its index is corrupted"):
+        container.read_index(tmp_path / "index.gwn")
+    (tmp_path / "text.gwn").write_bytes(b"hello world, not a stream file")
+    with pytest.raises(ValueError, match="text.gwn: not a gwnlib stream file"):
+        container.read_index(tmp_path / "text.gwn")
+    joint, _ = make("joint")
+    with pytest.raises(ValueError, match="written by codec 'shared', not 'joint'"):
+        container.decode(joint, path)
+    with pytest.raises(ValueError, match="at least one batch"):
+        container.write(codec, [], tmp_path / "none.gwn")
+    assert not (tmp_path / "none.gwn").exists()
