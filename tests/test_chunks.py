@@ -139,3 +139,86 @@ def test_a_damaged_container_names_the_file(tmp_path, coded):
     with pytest.raises(ValueError, match="at least one batch"):
         container.write(codec, [], tmp_path / "none.gwn")
     assert not (tmp_path / "none.gwn").exists()
+
+
+# -- the command line ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    from gwnlib.experiments import resolve
+    from gwnlib.training.train import fit
+
+    root = tmp_path_factory.mktemp("runs")
+    config = resolve("colored_mnist", "smoke", codec="shared", eta=1.0)
+    fit(config, root=root, progress=False)
+    from gwnlib.training.runs import run_dir
+
+    return run_dir(config, root)
+
+
+def test_the_command_line_codec_end_to_end(tmp_path, smoke_run, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from gwnlib.__main__ import main
+    from gwnlib.data.colored_mnist import ColoredMNIST
+    from gwnlib.training.runs import load_codec
+
+    images, digits, colours = ColoredMNIST(split="test").tensors(count=20)
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"{i:02d}.png")
+        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(array).save(paths[-1])
+    file = tmp_path / "digits.gwn"
+    run = str(smoke_run)
+    assert main(["codec", "encode", "--run", run, *map(str, paths), "-o", str(file),
+                 "--chunk", "8"]) == 0  # fmt: skip
+    assert main(["codec", "info", str(file)]) == 0
+    assert '"images": 20' in capsys.readouterr().out
+    codec = load_codec(smoke_run, device="cpu")
+    reread = torch.stack([torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255)
+                          .permute(2, 0, 1) for p in paths])  # fmt: skip
+    with torch.no_grad():
+        expected = codec(reread)
+    for task in (1, 2):
+        out = tmp_path / f"task{task}.csv"
+        assert main(["codec", "decode", str(file), "--run", run, "--task", str(task),
+                     "-o", str(out)]) == 0  # fmt: skip
+        rows = out.read_text().splitlines()
+        classes = [int(row.split(",")[1]) for row in rows[1:]]
+        assert rows[0] == "image,prediction" and len(classes) == 20
+        assert classes == expected[f"z{task}_hat"].argmax(1).tolist()
+    saved = tmp_path / "task1.pt"
+    assert main(["codec", "decode", str(file), "--run", run, "--task", "1", "-o", str(saved)]) == 0
+    tensors = torch.load(saved, weights_only=True)
+    assert set(tensors) == {"y0", "y1", "z1_hat"}  # receiver 1 never decodes y2
+    assert torch.equal(tensors["y1"], expected["y1"])
+
+
+def test_the_command_line_names_the_file_and_the_problem(tmp_path, smoke_run, capsys):
+    from gwnlib.__main__ import main
+
+    run = str(smoke_run)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    assert main(["codec", "encode", "--run", run, str(bad), "-o", str(tmp_path / "x.gwn")]) == 2
+    assert "notes.txt: not an input this command reads" in capsys.readouterr().err
+    assert main(["codec", "info", str(bad)]) == 2
+    assert "notes.txt" in capsys.readouterr().err
+    torch.save(torch.rand(2, 6, 32, 32), tmp_path / "six.pt")
+    assert main(["codec", "encode", "--run", run, str(tmp_path / "six.pt"), "-o",
+                 str(tmp_path / "x.gwn")]) == 2  # fmt: skip
+    assert "6 channels; the codec of" in capsys.readouterr().err
+    torch.save(torch.rand(3, 3, 32, 32), tmp_path / "three.pt")
+    good = tmp_path / "good.gwn"
+    assert main(["codec", "encode", "--run", run, str(tmp_path / "three.pt"), "-o", str(good)]) == 0
+    assert main(["codec", "decode", str(good), "--run", run, "--task", "3", "-o",
+                 str(tmp_path / "o.csv")]) == 2  # fmt: skip
+    assert "task must be 1 or 2; got 3" in capsys.readouterr().err
+    data = bytearray(good.read_bytes())
+    data[-1] ^= 1
+    good.write_bytes(bytes(data))
+    assert main(["codec", "decode", str(good), "--run", run, "--task", "2", "-o",
+                 str(tmp_path / "o.csv")]) == 2  # fmt: skip
+    assert "good.gwn, chunk 0" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
