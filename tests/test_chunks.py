@@ -222,3 +222,104 @@ def test_the_command_line_names_the_file_and_the_problem(tmp_path, smoke_run, ca
                  str(tmp_path / "o.csv")]) == 2  # fmt: skip
     assert "good.gwn, chunk 0" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def _rewrite_index(path, index, entries):
+    """Write ``path``'s index again with other ``entries`` (and a valid index CRC): a file whose
+    chunks point at another chunk's streams."""
+    import struct
+    import zlib
+
+    data = bytearray(path.read_bytes())
+    name = index.name.encode()
+    at = 7 + len(name) + 1 + len(index.channels) + 8
+    for count, entry in zip(index.counts, entries, strict=True):
+        struct.pack_into(">I", data, at, count)
+        at += 4
+        for key in index.channels:
+            struct.pack_into(">QI", data, at, *entry[key])
+            at += 12
+    struct.pack_into(">I", data, at, zlib.crc32(bytes(data[:at])))
+    path.write_bytes(bytes(data))
+
+
+def test_the_command_line_refuses_every_corruption(tmp_path, smoke_run, capsys):
+    import shutil
+
+    from gwnlib.__main__ import main
+    from gwnlib.training.runs import load_codec
+
+    run = str(smoke_run)
+    torch.manual_seed(0)
+    # Inputs far outside [0, 1], so that even the smoke codec's Y0 is nonzero and differs
+    # between the two chunks (with equal Y0 streams, a swap would decode correctly).
+    torch.save((torch.rand(8, 3, 32, 32) * 2 - 1) * 40, tmp_path / "x.pt")
+    good = tmp_path / "good.gwn"
+    assert main(["codec", "encode", "--run", run, str(tmp_path / "x.pt"), "-o", str(good),
+                 "--chunk", "4"]) == 0  # fmt: skip
+    capsys.readouterr()
+
+    def refused(file, expected, task="1", with_run=run):
+        out = tmp_path / "out.csv"
+        code = main(["codec", "decode", str(file), "--run", with_run, "--task", task, "-o",
+                     str(out)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and str(file) in err, err
+        assert not out.exists()
+
+    truncated = tmp_path / "truncated.gwn"
+    truncated.write_bytes(good.read_bytes()[:-10])
+    refused(truncated, "truncated")
+    assert main(["codec", "info", str(truncated)]) == 2
+    assert "truncated.gwn is truncated" in capsys.readouterr().err
+    cut = tmp_path / "cut.gwn"
+    cut.write_bytes(good.read_bytes()[:40])
+    refused(cut, "truncated")
+    # Receiver 1 handed chunk 0's Y0 with chunk 1's Y1 (a consistent index pointing across).
+    mixed = tmp_path / "mixed.gwn"
+    shutil.copy(good, mixed)
+    index = container.read_index(mixed)
+    entries = [dict(entry) for entry in index.entries]
+    entries[0]["y1"], entries[1]["y1"] = index.entries[1]["y1"], index.entries[0]["y1"]
+    _rewrite_index(mixed, index, entries)
+    y0 = container.decode(load_codec(smoke_run, device="cpu"), good, tasks=(2,))["y0"]
+    assert not torch.equal(y0[:4], y0[4:])
+    refused(mixed, "another Y0")
+    # Another model: the same architecture with one entropy-model weight changed.
+    other = tmp_path / "other-run"
+    shutil.copytree(smoke_run, other)
+    saved = torch.load(other / "best.pt", weights_only=False)
+    saved["model"]["entropy_models.y1.parameters_net.0.bias"] += 0.5
+    torch.save(saved, other / "best.pt")
+    refused(good, "other entropy-model weights", with_run=str(other))
+
+
+def test_the_coding_benchmark_command(tmp_path, smoke_run, capsys):
+    import json
+
+    from gwnlib.__main__ import main
+
+    out = tmp_path / "coding.json"
+    assert main(["bench", "coding", str(smoke_run), "--images", "32", "--chunks", "1,16,32",
+                 "--single", "8", "--out", str(out)]) == 0  # fmt: skip
+    assert "| chunks | 32 |" in capsys.readouterr().out
+    rows = json.loads(out.read_text())
+    assert [(r["mode"], r["chunk"], r["images"]) for r in rows] == [
+        ("single-image streams", 1, 8),
+        ("chunks", 1, 8),
+        ("chunks", 16, 16),
+        ("chunks", 32, 32),
+    ]
+    assert all(r["exact"] and r["source"] == f"run {smoke_run.name}" for r in rows)
+    for r in rows:  # the channels add up to the totals
+        for what in ("estimated", "payload"):
+            parts = sum(r[f"{k} {what} bits per image"] for k in ("y0", "y1", "y2"))
+            assert parts == pytest.approx(r[f"{what} bits per image"])
+    single, one, _, whole = rows
+    assert single["payload bits per image"] == one["payload bits per image"]  # same flushes
+    assert whole["payload bits per image"] < one["payload bits per image"] / 4
+    assert whole["header bits per image"] == 8 * streams.CHUNK_HEADER.size * 3 / 32
+    assert main(["bench", "coding", str(smoke_run), "--chunks", "1,x"]) == 2
+    assert "--chunks must be a comma list of integers" in capsys.readouterr().err
+    assert main(["bench", "coding", str(smoke_run), "--images", "100000"]) == 2
+    assert "images must be at most the test split's size" in capsys.readouterr().err

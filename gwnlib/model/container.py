@@ -9,7 +9,9 @@ offset and length of its chunk stream in the file; a CRC32 of all that; then the
 Each chunk stream keeps its own header and checksums (payload, entropy-model weights, latent, and
 the Y0 it was coded given), so a flipped byte, a truncated file, another model's file or a chunk
 paired with another chunk's Y0 fails with a ``ValueError`` that names the file, never a silent
-wrong decode.
+wrong decode. The checksums guard against damage and mix-ups, not forgery: an index rewritten
+with a valid CRC to point chunk i at chunk j's streams decodes chunk j's images in i's place when
+the two chunks' Y0 are equal (then the streams are valid, and the same bytes either way).
 """
 
 from __future__ import annotations

@@ -14,11 +14,15 @@ def add_bench_parser(commands) -> None:
     bench = commands.add_parser("bench", help="measure throughput (see gwnlib.training.bench)")
     bench.add_argument(
         "what",
-        choices=["synthetic", "train", "report"],
-        help="source batches, the training step, or a report of saved training rows",
+        choices=["synthetic", "train", "coding", "report"],
+        help="source batches, the training step, entropy coding (single-image streams against "
+        "chunks), or a report of saved training rows",
     )
     bench.add_argument(
-        "files", nargs="*", help="report: JSON files of rows (bench train --out FILE)"
+        "files",
+        nargs="*",
+        help="report: JSON files of rows (bench train --out FILE); coding: trained run folders "
+        "(none: --codec of --dataset at --preset, untrained)",
     )
     bench.add_argument(
         "--codec",
@@ -57,6 +61,17 @@ def add_bench_parser(commands) -> None:
     )
     bench.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICES)}")
     bench.add_argument("--side", type=int, default=64, help="grid side of the source (paper: 64)")
+    bench.add_argument("--images", type=int, default=1024, help="coding: test images per codec")
+    bench.add_argument(
+        "--chunks", default="1,16,256,1024", help="coding: chunk sizes (comma list of images)"
+    )
+    bench.add_argument(
+        "--single",
+        type=int,
+        default=256,
+        help="coding: images coded as single-image streams (today's per-sample path; 0: all); "
+        "chunks of N code max(N, this) images",
+    )
 
 
 def bench(args) -> int:
@@ -68,6 +83,8 @@ def bench(args) -> int:
 
     if args.what == "report":
         return bench_report(args.files)
+    if args.what == "coding":
+        return bench_coding(args)
     if args.files:
         print(f"error: files are for 'bench report', not 'bench {args.what}'", file=sys.stderr)
         return 2
@@ -124,6 +141,47 @@ def bench(args) -> int:
 
         write_json(Path(args.out), rows)
     return 0 if all("error" not in row for row in rows) else 1
+
+
+def bench_coding(args) -> int:
+    """``bench coding``: :func:`gwnlib.training.bench_coding.coding_suite` as a table, and as
+    JSON rows with ``--out``."""
+    import torch
+
+    from gwnlib.training.bench_coding import coding_suite, coding_table
+
+    try:
+        chunks = tuple(int(size) for size in args.chunks.split(","))
+    except ValueError:
+        print(f"error: --chunks must be a comma list of integers; got {args.chunks!r}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"error: --threads must be >= 1; got {args.threads}", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
+    try:
+        rows = coding_suite(
+            runs=args.files,
+            codec=None if args.files else args.codec,
+            dataset=args.dataset,
+            preset=args.preset,
+            images=args.images,
+            chunks=chunks,
+            single=args.single or None,
+        )
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(coding_table(rows))
+    if args.out:
+        from pathlib import Path
+
+        from gwnlib.files import write_json
+
+        write_json(Path(args.out), rows)
+    return 0
 
 
 def add_sweep_parser(commands) -> None:

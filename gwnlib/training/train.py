@@ -387,7 +387,7 @@ def finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dict
     load_weights(codec, folder / "best.pt", retrain(folder))
     test = evaluate(experiment, codec, loss_fn, "test", autocast)
     test.update(experiment.quality(codec, "test"))
-    x = _first_inputs(experiment, config.real_bits_samples)
+    x = first_inputs(experiment, config.real_bits_samples)
     real = real_rates(codec, x) if x else {}
     history = state["history"]
     metrics = {
@@ -410,7 +410,7 @@ def finish(folder, experiment, codec, loss_fn, autocast, state, runtime) -> dict
     return metrics
 
 
-def _first_inputs(experiment, count: int) -> list:
+def first_inputs(experiment, count: int) -> list:
     """The first ``count`` test inputs, as a list of batches, for the real-bits measurement."""
     inputs, have = [], 0
     for x, *_ in experiment.batches("test"):
