@@ -164,12 +164,12 @@ def coding_suite(runs=(), codec: str | None = None, dataset: str = "synthetic",
         if kind == "run":
             config = load_config(what)
             model = load_codec(what, device="cpu")
-            source = {"source": f"run {config.key}", "run": what}
+            source = {"source": f"run {config.key}"}
         else:
             config = resolve(dataset, preset, codec=what)
             torch.manual_seed(config.seed)
             model = Experiment(config, torch.device("cpu")).codec().eval()
-            source = {"source": "untrained (seeded initialisation)", "run": ""}
+            source = {"source": "untrained (seeded initialisation)"}
         names = ("dataset", "preset", "codec", "pmf", "law", "beta", "eta", "seed")
         settings = {name: getattr(config, name) for name in names}
         x = test_images(config, images)
