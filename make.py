@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent
 LOCK = ROOT / "requirements-lock.txt"
 EXTRAS = "book,test,teach"
 STAMP = ".gwn-env-stamp"
+#: The jobs of ``python3 make.py COMMAND`` (the workflows' test checks theirs against it).
+COMMANDS = ("book", "test", "assign", "env", "lock")
 
 if sys.version_info < (3, 10):  # noqa: UP036  (this script runs under any python3)
     sys.exit(f"gwn-book needs Python >= 3.10; this is {sys.version.split()[0]}")
@@ -125,8 +127,8 @@ def main(argv: list[str]) -> None:
         print(__doc__)
         return
     command, rest = argv[0], argv[1:]
-    if command not in ("book", "test", "assign", "env", "lock"):
-        sys.exit(f"unknown command {command!r}; use one of: book, test, assign, env, lock")
+    if command not in COMMANDS:
+        sys.exit(f"unknown command {command!r}; use one of: {', '.join(COMMANDS)}")
     python = ensure_env()
     if command == "env":
         print(f"Environment ready: {python}")

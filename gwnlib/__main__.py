@@ -5,6 +5,7 @@ the top of the checkout creates the environment first and then runs this). ``pyt
 sweep NAME`` trains a chapter's sweep outside the notebook, on this machine or a Slurm cluster,
 e.g. ``python -m gwnlib sweep synthetic --preset paper --executor slurm --gpus 1 --timeout-min
 600 --partition gpu --export``. ``python -m gwnlib bench synthetic`` measures throughput.
+``python -m gwnlib download mnist coco_small`` fetches the data of the smoke build.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from gwnlib.training.cli import (
 from gwnlib.training.codec_cli import add_codec_parser, codec_command
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (the workflows' test checks the commands they run on it)."""
     parser = argparse.ArgumentParser(prog="python -m gwnlib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     book = commands.add_parser("book", help="execute every chapter with papermill and build HTML")
@@ -58,10 +60,27 @@ def main(argv: list[str] | None = None) -> int:
     assign.add_argument(
         "--only", nargs="+", metavar="NAME", help="build only these assignments (default: all)"
     )
-    args = parser.parse_args(argv)
+    download = commands.add_parser(
+        "download", help="fetch datasets into the data root (skipping what is already there)"
+    )
+    download.add_argument(
+        "datasets",
+        nargs="+",
+        choices=DOWNLOADS,
+        help="mnist: MNIST through torchvision (coloured MNIST chapters); coco_small: the smoke "
+        "preset's COCO subset (gwnlib.data.coco.download_coco_small)",
+    )
+    download.add_argument("--root", default=None, help="data root (default: GWN_DATA_DIR or data/)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if args.command == "assign":
         return _assign(args)
+    if args.command == "download":
+        return _download(args)
 
     if args.command == "sweep":
         return sweep_command(args)
@@ -97,6 +116,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if index is not None:
         print(f"Book built: {index}")
+    return 0
+
+
+#: What ``python -m gwnlib download`` fetches.
+DOWNLOADS = ("mnist", "coco_small")
+
+
+def _download(args) -> int:
+    from pathlib import Path
+
+    from gwnlib.runtime import data_dir
+
+    root = Path(args.root) if args.root else data_dir()
+    try:
+        for name in dict.fromkeys(args.datasets):
+            if name == "mnist":
+                from gwnlib.data.colored_mnist import mnist_images
+
+                for train in (True, False):
+                    mnist_images(root, train, download=True)
+                print(f"MNIST: {root / 'MNIST'}")
+            else:
+                from gwnlib.data.coco import download_coco_small
+
+                print(f"COCO subset: {download_coco_small(root / 'coco_small')}")
+    except (RuntimeError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

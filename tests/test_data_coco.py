@@ -348,3 +348,50 @@ def test_official_archives_and_checksums():
                       "cced6f7f71b7629ddf16f17bbcfab6b2"),
     }  # fmt: skip
     assert coco.COCO_ARCHIVES["val2017"].filename == "val2017.zip"
+
+
+@needs_coco
+def test_download_coco_small_makes_the_offline_subset_from_the_official_files(
+    tmp_path, monkeypatch, capsys
+):
+    """From an annotations archive holding more than the subset (here: the offline subset's
+    files with one more image and its annotation) and a folder of single images (the offline
+    subset's, through file:// URLs), ``python -m gwnlib download coco_small`` writes the
+    offline subset again: the same annotations, the same images. So SMALL_IDS lists the
+    offline copy's images, and the build without that copy reads what the tests read."""
+    from gwnlib.__main__ import main
+
+    jsons = {}
+    for name in coco.ANNOTATION_FILES:
+        data = json.loads((COCO_SMALL / "annotations" / name).read_text())
+        extra = {**data["images"][0], "id": 1, "file_name": "000000000001.jpg"}
+        data["images"].insert(1, extra)
+        data["annotations"].insert(0, {**data["annotations"][0], "id": 10**12, "image_id": 1})
+        jsons[f"annotations/{name}"] = json.dumps(data).encode()
+    archive = _zip(tmp_path / "annotations_trainval2017.zip", jsons)
+    monkeypatch.setattr(coco, "COCO_ARCHIVES", {"annotations": archive})
+    monkeypatch.setattr(coco, "IMAGES_URL", COCO_SMALL.as_uri())
+    assert main(["download", "coco_small", "--root", str(tmp_path / "data")]) == 0
+    made = tmp_path / "data" / "coco_small"
+    assert f"COCO subset: {made}" in capsys.readouterr().out
+    for name in coco.ANNOTATION_FILES:
+        expected = json.loads((COCO_SMALL / "annotations" / name).read_text())
+        assert json.loads((made / "annotations" / name).read_text()) == expected, name
+    for split in coco.SPLITS:
+        names = sorted(p.name for p in (COCO_SMALL / split).iterdir())
+        assert sorted(p.name for p in (made / split).iterdir()) == names
+        assert len(names) == len(coco.SMALL_IDS[split])
+    assert (made / "val2017" / names[0]).read_bytes() == (
+        COCO_SMALL / "val2017" / names[0]
+    ).read_bytes()
+    assert sorted(p.name for p in made.iterdir()) == ["annotations", "train2017", "val2017"]
+    archive_path = tmp_path / "annotations_trainval2017.zip"
+    archive_path.unlink()  # a second call finds the subset complete and fetches nothing
+    assert main(["download", "coco_small", "--root", str(tmp_path / "data")]) == 0
+
+
+def test_subset_annotations_names_missing_ids():
+    full = {"info": {}, "images": [{"id": 5}], "annotations": [{"id": 1, "image_id": 5}]}
+    assert coco.subset_annotations(full, [5]) == full
+    with pytest.raises(ValueError, match=r"image ids not in the annotations: \[7\]"):
+        coco.subset_annotations(full, [5, 7])

@@ -304,3 +304,26 @@ def test_missing_mnist_says_where_to_put_it(tmp_path):
     assert str(tmp_path.resolve() / "MNIST" / "raw") in message
     assert "train-images-idx3-ubyte" in message and "t10k-labels-idx1-ubyte" in message
     assert "download=True" in message and "GWN_DATA_DIR" in message
+
+
+def test_the_download_command_fetches_mnist_where_it_is_missing(tmp_path, capsys):
+    """``python -m gwnlib download mnist`` is torchvision's download, which here finds the
+    four archives (no internet) and unpacks them: both splits load afterwards."""
+    import shutil
+
+    from gwnlib.__main__ import main
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for archive in (data_dir() / "MNIST" / "raw").glob("*.gz"):
+        shutil.copy(archive, raw)
+    assert len(list(raw.iterdir())) == 4
+    assert main(["download", "mnist", "--root", str(tmp_path)]) == 0
+    assert f"MNIST: {tmp_path / 'MNIST'}" in capsys.readouterr().out
+    test = torchvision.datasets.MNIST(tmp_path, train=False, download=False)
+    assert len(test) == 10_000
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "MNIST").write_text("not a folder")  # where the files should go: refused, named
+    assert main(["download", "mnist", "--root", str(empty)]) == 1
+    assert "MNIST is not in" in capsys.readouterr().err

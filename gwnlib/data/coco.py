@@ -29,14 +29,18 @@ Images have different sizes. The codec works on batches padded to a multiple of 
 by the number of real pixels (paper appendix D.5). Training items may be flipped left-right
 (the paper's Table 1), boxes and keypoints with them.
 
-The official files come from :func:`download_coco`; an offline data folder (``GWN_DATA_DIR``)
-may hold a small real subset in the same layout (``coco_small``).
+The official files come from :func:`download_coco`; the smoke preset reads a small real subset
+in the same layout, ``<data root>/coco_small``, which :func:`download_coco_small` makes from the
+official annotations and images (the offline data folder of machines without internet holds the
+same subset).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,14 +52,17 @@ from tqdm.auto import tqdm
 
 from gwnlib.data.augment import AugmentedSplit
 from gwnlib.download import download_url
+from gwnlib.files import write_json
 from gwnlib.runtime import DATA_DIR_ENV, check_int, data_dir, show_progress
 
 __all__ = [
     "ANNOTATION_FILES",
     "COCO_ARCHIVES",
     "IMAGE_COUNTS",
+    "IMAGES_URL",
     "KEYPOINT_FLIP",
     "NUM_KEYPOINTS",
+    "SMALL_IDS",
     "SPLITS",
     "CocoArchive",
     "CocoTasks",
@@ -63,9 +70,11 @@ __all__ = [
     "default_root",
     "detection_target",
     "download_coco",
+    "download_coco_small",
     "flip_targets",
     "keypoint_target",
     "pad_to_multiple",
+    "subset_annotations",
     "training_targets",
 ]
 
@@ -110,6 +119,32 @@ COCO_ARCHIVES = {
         "http://images.cocodataset.org/zips/train2017.zip", "cced6f7f71b7629ddf16f17bbcfab6b2"
     ),
 }
+#: Where the official images lie one by one (``IMAGES_URL/<split>/<file_name>``).
+IMAGES_URL = "http://images.cocodataset.org"
+#: The image ids of ``coco_small``, the smoke preset's subset: 80 train2017 images that cover
+#: all 80 categories and 79 val2017 images (the offline data folder's copy, listed here so that
+#: :func:`download_coco_small` makes the same subset wherever there is internet).
+SMALL_IDS = {
+    "train2017": (
+        790, 30752, 37666, 54718, 63217, 69468, 70133, 72258, 78499, 84284, 84533, 89232, 100667,
+        107438, 113488, 114174, 116270, 121647, 125870, 129648, 133030, 145311, 157206, 159269,
+        161846, 163497, 172123, 174375, 174632, 177977, 183872, 187334, 194322, 196393, 211325,
+        211891, 212679, 213148, 214704, 215657, 216794, 227000, 231460, 232357, 234748, 249346,
+        252639, 256353, 281789, 284218, 322517, 330993, 332078, 353072, 358083, 370162, 373381,
+        379349, 408805, 409194, 418049, 419474, 420862, 432430, 433998, 442450, 463557, 466137,
+        466547, 484641, 488571, 489520, 493652, 516008, 525891, 535506, 538113, 539216, 544238,
+        551757,
+    ),
+    "val2017": (
+        139, 802, 11813, 18575, 22192, 22892, 34417, 62554, 73326, 92660, 99053, 101787, 106235,
+        109313, 117645, 126107, 128598, 135561, 136334, 151938, 153797, 155341, 160012, 165518,
+        172648, 174231, 181303, 183709, 192699, 205401, 214753, 217285, 229358, 229997, 231125,
+        237517, 244592, 255165, 261712, 262227, 269196, 275791, 310200, 311002, 328683, 343803,
+        349860, 350679, 357501, 358427, 359219, 368212, 370208, 377575, 397133, 403353, 406129,
+        407574, 423617, 434204, 435206, 453302, 460229, 475678, 482585, 501368, 516916, 519208,
+        519611, 530836, 536038, 549055, 551780, 552775, 553664, 557172, 565607, 568290, 570448,
+    ),
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,6 +404,55 @@ def download_coco(
         _unzip(path, root, progress)
         if not keep_archives:
             path.unlink()
+    return root
+
+
+def subset_annotations(annotations: dict, image_ids) -> dict:
+    """An official annotation file (its parsed JSON) cut to the images ``image_ids``: their
+    ``images`` and ``annotations`` entries, in the official order; ``info``, ``licenses`` and
+    ``categories`` whole. Ids that the file lacks are an error naming them."""
+    wanted = set(image_ids)
+    images = [image for image in annotations["images"] if image["id"] in wanted]
+    missing = wanted - {image["id"] for image in images}
+    if missing:
+        raise ValueError(f"image ids not in the annotations: {sorted(missing)[:10]}")
+    return {
+        **annotations,
+        "images": images,
+        "annotations": [a for a in annotations["annotations"] if a["image_id"] in wanted],
+    }
+
+
+def download_coco_small(root: str | Path | None = None, progress: bool | None = None) -> Path:
+    """Make ``coco_small``, the smoke preset's real COCO subset (:data:`SMALL_IDS`), in
+    ``root`` (default ``<data root>/coco_small``) from the official files; return ``root``.
+
+    The annotations archive (about 241 MiB, MD5-checked) is fetched into a temporary folder,
+    each of its four files is cut to the subset's images (:func:`subset_annotations`) and the
+    archive is deleted; then the subset's 159 images are fetched one by one from
+    :data:`IMAGES_URL` (about 27 MB). A subset already complete is left as it is, and an image
+    already there is not fetched again.
+    """
+    root = Path(root).expanduser().resolve() if root is not None else data_dir() / "coco_small"
+    notes = root / "annotations"
+    if not all((notes / name).is_file() for name in ANNOTATION_FILES):
+        notes.mkdir(parents=True, exist_ok=True)
+        archive = COCO_ARCHIVES["annotations"]
+        with tempfile.TemporaryDirectory(dir=root) as folder:
+            path = download_url(
+                archive.url, Path(folder) / archive.filename, md5=archive.md5, progress=progress
+            )
+            with zipfile.ZipFile(path) as members:
+                for name in ANNOTATION_FILES:
+                    split = name.rsplit("_", 1)[1].removesuffix(".json")
+                    full = json.loads(members.read(f"annotations/{name}"))
+                    write_json(notes / name, subset_annotations(full, SMALL_IDS[split]))
+                    del full  # instances_train2017.json alone is 448 MB of JSON
+    for split in SPLITS:
+        images = json.loads((notes / f"instances_{split}.json").read_text())["images"]
+        for image in tqdm(images, desc=f"coco_small {split}", disable=not show_progress(progress)):
+            name = image["file_name"]
+            download_url(f"{IMAGES_URL}/{split}/{name}", root / split / name, progress=False)
     return root
 
 

@@ -259,6 +259,23 @@ def add_sweep_parser(commands) -> None:
     slurm.add_argument("--parallelism", type=int, default=None, help="array jobs at once")
     slurm.add_argument("--no-array", action="store_true", help="one job per point")
     slurm.add_argument("--no-wait", action="store_true", help="submit and return")
+    slurm.add_argument(
+        "--requeues",
+        type=int,
+        default=None,
+        metavar="N",
+        help="times a job stopped at its time limit is requeued, to resume from its last.pt "
+        "(submitit's max_num_timeout; an integer >= 0; default 3); preempted jobs are "
+        "requeued whatever N is",
+    )
+    slurm.add_argument(
+        "--signal-delay",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="Slurm signals a job this long before its time limit, so that it requeues itself "
+        "(submitit's signal_delay_s; 1 to 65535 and less than --timeout-min; default 90)",
+    )
     sweep.set_defaults(parser=sweep)
 
 
@@ -325,6 +342,8 @@ def sweep_command(args) -> int:
             "mem_gb": args.mem_gb,
             "timeout_min": args.timeout_min,
             "slurm_array_parallelism": args.parallelism,
+            "slurm_max_num_timeout": args.requeues,
+            "slurm_signal_delay_s": args.signal_delay,
         }.items()
         if value is not None
     }

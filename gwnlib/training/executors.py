@@ -1,6 +1,9 @@
 """How a sweep's pending points are trained: one after another, in a pool of processes (one
 per core or GPU), on a Slurm cluster through submitit, or as fused groups of one vmapped model
 each (:class:`gwnlib.training.sweep.Sweep` chooses; chapter "Training and sweeps").
+
+On Slurm a point that reaches its job's time limit, or is preempted, is requeued and resumes
+from its run folder's ``last.pt`` (:class:`SubmittedPoint`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import multiprocessing
 import os
 from pathlib import Path
 
+import submitit
 import torch
 from tqdm.auto import tqdm
 
@@ -20,6 +24,8 @@ from gwnlib.training.train import fit
 
 #: Where a Slurm sweep runs: a cluster, local processes through submitit, or in this process.
 CLUSTERS = ("slurm", "local", "debug")
+#: The largest signal delay Slurm takes (``sbatch --signal``: sig_time is at most 65535 s).
+MAX_SIGNAL_DELAY_S = 65535
 
 
 def run_point(config: dict, options: dict) -> dict:
@@ -149,22 +155,107 @@ def run_pool(jobs, workers, progress):
     return failures
 
 
-def run_submitit(jobs, sweep, cluster, array, wait, parameters, progress):
-    import submitit
+class SubmittedPoint(submitit.helpers.Checkpointable):
+    """One sweep point as a submitit job that comes back when Slurm stops it.
 
+    Slurm sends the job a signal (USR2) ``slurm_signal_delay_s`` seconds before its time limit
+    (default 90), and when a job of higher priority preempts it; submitit then calls
+    :meth:`checkpoint`, writes what it returns as the job's new submission and requeues the job.
+    A job stopped at its time limit is requeued at most ``slurm_max_num_timeout`` times (default
+    3); preemptions do not count. The resume state is not kept in this object but on disk: the
+    run folder's ``last.pt``, written at the end of every epoch, from which
+    :func:`gwnlib.training.train.fit` resumes. So the checkpoint is the same call again, and a
+    requeued job loses only the epoch it was in.
+    """
+
+    def __call__(self, config: dict, options: dict) -> dict:
+        try:
+            return run_point(config, options)
+        except Exception as error:
+            stop = _signal_stop(error)
+            if stop is None:
+                raise
+            raise stop from None
+
+    def checkpoint(self, config: dict, options: dict) -> submitit.helpers.DelayedSubmission:
+        """The same point, to run again when the job is requeued (it resumes from last.pt)."""
+        return submitit.helpers.DelayedSubmission(self, config, options)
+
+
+def _signal_stop(error: BaseException) -> BaseException | None:
+    """The exception that submitit's signal handler raised, if ``error`` hides it.
+
+    The handler ends the job where training happens to be: ``SystemExit`` once the job is
+    requeued, ``UncompletedJobError`` when no requeue is left. When that is inside a file
+    being written (``torch.save``'s zip writer), the writer raises again on its way out and the
+    handler's exception survives only as ``__context__``: the job would end as a failure, not
+    requeued. (The half-written file is a temporary that the resumed run removes.)"""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (SystemExit, submitit.core.utils.UncompletedJobError)):
+            return error
+        seen.add(id(error))
+        error = error.__context__
+    return None
+
+
+def check_slurm_parameters(parameters: dict) -> None:
+    """Refuse requeue settings that Slurm or submitit cannot take, naming them and what they
+    accept: ``slurm_max_num_timeout`` (``--requeues``), a whole number >= 0, and
+    ``slurm_signal_delay_s`` (``--signal-delay``), whole seconds from 1 to 65535 that are less
+    than the time limit ``timeout_min`` when one is given (else the signal comes at once)."""
+    requeues = parameters.get("slurm_max_num_timeout")
+    if requeues is not None and (
+        isinstance(requeues, bool) or not isinstance(requeues, int) or requeues < 0
+    ):
+        raise ValueError(
+            "slurm_max_num_timeout (--requeues: how many times a job stopped at its time limit "
+            f"is requeued) must be an integer >= 0; got {requeues!r}"
+        )
+    delay = parameters.get("slurm_signal_delay_s")
+    if delay is None:
+        return
+    if (
+        isinstance(delay, bool)
+        or not isinstance(delay, int)
+        or not 1 <= delay <= MAX_SIGNAL_DELAY_S
+    ):
+        raise ValueError(
+            "slurm_signal_delay_s (--signal-delay: seconds between Slurm's signal and the time "
+            f"limit) must be an integer from 1 to {MAX_SIGNAL_DELAY_S}; got {delay!r}"
+        )
+    limit = parameters.get("timeout_min")
+    if limit is not None and delay >= limit * 60:
+        raise ValueError(
+            f"slurm_signal_delay_s (--signal-delay) must be less than the time limit, "
+            f"timeout_min (--timeout-min) = {limit} min = {limit * 60} s; got {delay} s"
+        )
+
+
+def run_submitit(jobs, sweep, cluster, array, wait, parameters, progress):
+    """Submit ``jobs`` through submitit (:class:`SubmittedPoint` each, so that Slurm requeues
+    them) and, when ``wait``, return the failures once all have ended. ``parameters``: submitit's
+    (``executor.update_parameters``), and ``slurm_max_num_timeout``, which submitit takes when
+    the executor is made (the ``local`` cluster requeues as often)."""
     if cluster is not None and cluster not in CLUSTERS:
         raise ValueError(f"cluster must be one of {', '.join(CLUSTERS)}; got {cluster!r}")
+    check_slurm_parameters(parameters)
     if not jobs:
         return []
+    parameters = dict(parameters)
+    requeues = parameters.pop("slurm_max_num_timeout", None)
+    made = {} if requeues is None else {f"{name}_max_num_timeout": requeues
+                                        for name in ("slurm", "local")}  # fmt: skip
     folder = Path(sweep.root) / "submitit" / f"{sweep.name}-{sweep.preset}"
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster, **made)
     executor.update_parameters(**{"name": f"gwn-{sweep.name}", **parameters})
     configs = [config for config, _ in jobs]
     options = [options for _, options in jobs]
+    point = SubmittedPoint()
     if array:
-        submitted = executor.map_array(run_point, configs, options)
+        submitted = executor.map_array(point, configs, options)
     else:
-        submitted = [executor.submit(run_point, c, o) for c, o in jobs]
+        submitted = [executor.submit(point, c, o) for c, o in jobs]
     if not wait:
         return []
     failures = []

@@ -12,7 +12,8 @@ The same sweep runs unchanged under four executors (:data:`EXECUTORS`):
 - ``"sequential"`` (default; what notebooks use): one point after another in this process;
 - ``"pool"``: a local pool of processes (``workers``), each with its share of the CPU threads;
 - ``"slurm"``: one Slurm job per point, or a job array, through ``submitit`` (GPUs, CPUs, time
-  limit and partition as options). ``cluster="local"`` or ``"debug"`` runs the same jobs on this
+  limit and partition as options); a job stopped at its time limit or preempted is requeued and
+  resumes from ``last.pt``. ``cluster="local"`` or ``"debug"`` runs the same jobs on this
   machine, which is how the tests check this path;
 - ``"fused"``: the points that differ only in eta and beta trained together as one batched model
   in this process (:mod:`gwnlib.training.fused`; one GPU runs a whole codec's curve at once).
@@ -38,6 +39,7 @@ from gwnlib.experiments import DATASETS, RunConfig, resolve
 from gwnlib.files import DamagedFile, atomic_write
 from gwnlib.runtime import check_preset, results_dir, runs_dir, show_progress
 from gwnlib.training.executors import (
+    check_slurm_parameters,
     run_fused,
     run_pool,
     run_sequential,
@@ -309,13 +311,18 @@ class Sweep:
         until the jobs end; False returns the results finished so far at once), ``slurm``:
         submitit parameters, e.g.
         ``{"gpus_per_node": 1, "timeout_min": 600, "slurm_partition": "gpu",
-        "cpus_per_task": 8}``. Points that fail are reported together at the end (a
-        ``RuntimeError`` naming them) after the others have run.
+        "cpus_per_task": 8}``, with ``"slurm_max_num_timeout"`` (requeues of a job stopped at its
+        time limit, default 3) and ``"slurm_signal_delay_s"`` (how long before the limit Slurm
+        signals it, default 90): a requeued point resumes from its ``last.pt``
+        (:class:`~gwnlib.training.executors.SubmittedPoint`). Points that fail are reported
+        together at the end (a ``RuntimeError`` naming them) after the others have run.
         """
         if executor not in EXECUTORS:
             raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
         if executor != "slurm" and (cluster is not None or slurm):
             raise ValueError("cluster and slurm options apply only to executor='slurm'")
+        if executor == "slurm":
+            check_slurm_parameters(slurm or {})
         if executor != "pool" and workers is not None:
             raise ValueError("workers applies only to executor='pool'")
         if executor == "fused" and channels_last:
