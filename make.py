@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Set up gwn-book on a fresh machine and run its two jobs. Needs only Python >= 3.10 with pip.
 
-    python3 make.py book [--preset smoke|short|paper] [--device auto|cpu|cuda] [...]
+    python3 make.py book [--preset smoke|short|paper] [--device auto|cpu|cuda] [--force]
+                         [--repository URL [--branch B]] [...]
     python3 make.py test [pytest arguments]
     python3 make.py assign [--out DIR] [--only NAME ...]   the autograded course assignments
     python3 make.py env      create or update the environment only

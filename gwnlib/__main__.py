@@ -6,6 +6,9 @@ sweep NAME`` trains a chapter's sweep outside the notebook, on this machine or a
 e.g. ``python -m gwnlib sweep synthetic --preset paper --executor slurm --gpus 1 --timeout-min
 600 --partition gpu --export``. ``python -m gwnlib bench synthetic`` measures throughput.
 ``python -m gwnlib download mnist coco_small`` fetches the data of the smoke build.
+``python -m gwnlib install-cells`` rewrites each chapter's install cell for ``_config.yml``'s
+repository (:mod:`gwnlib.analysis.publish`). ``python -m gwnlib codec encode/decode/info`` is the
+command-line codec of a trained run (:mod:`gwnlib.training.codec_cli`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--student",
         action="store_true",
         help="the student edition: exercise solutions hidden (default out: _build/student)",
+    )
+    book.add_argument(
+        "--repository",
+        metavar="URL",
+        help="the book's repository for this build (default: _config.yml's): Colab and "
+        "JupyterHub launch buttons, and the chapters' install cell, use it",
+    )
+    book.add_argument("--branch", default="main", help="with --repository (default: main)")
+    book.add_argument(
+        "--jupyterhub",
+        metavar="URL",
+        help="with --repository: a JupyterHub with nbgitpuller, for its launch button",
+    )
+    book.add_argument(
+        "--force",
+        action="store_true",
+        help="execute every chapter, even those whose executed copy of an earlier build is current",
+    )
+    commands.add_parser(
+        "install-cells",
+        help="write each chapter's install cell for _config.yml's repository (gwnlib.analysis."
+        "publish)",
     )
     add_bench_parser(commands)
     add_sweep_parser(commands)
@@ -90,10 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         return bench(args)
     if args.command == "codec":
         return codec_command(args)
+    if args.command == "install-cells":
+        return _install_cells()
 
     from gwnlib.analysis import book as book_module
+    from gwnlib.analysis.publish import Repository
 
     kwargs = {"out": args.out} if args.out else {}
+    if args.repository:
+        kwargs["repository"] = Repository(args.repository, args.branch, args.jupyterhub)
     if args.student and not args.out:  # beside the full edition, not over it
         kwargs["out"] = book_module.PROJECT_ROOT / "_build" / "student"
     try:
@@ -103,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             only=args.only,
             html=not args.no_html,
             student=args.student,
+            force=args.force,
             **kwargs,
         )
     except (ValueError, RuntimeError) as exc:
@@ -144,6 +175,21 @@ def _download(args) -> int:
     except (RuntimeError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _install_cells() -> int:
+    import yaml
+
+    from gwnlib.analysis import publish
+    from gwnlib.analysis.book import PROJECT_ROOT, chapters
+
+    config = yaml.safe_load((PROJECT_ROOT / "_config.yml").read_text(encoding="utf-8"))
+    repository = publish.repository_of(config)
+    cell = publish.install_cell(repository, PROJECT_ROOT / "requirements-lock.txt")
+    changed = [nb.name for nb in chapters() if publish.write_install_cell(nb, cell)]
+    print(f"install cell for {repository.url if repository else 'no repository'}: "
+          f"{len(changed)} chapter(s) changed {' '.join(changed)}")  # fmt: skip
     return 0
 
 

@@ -8,6 +8,7 @@ import ast
 import json
 import os
 import re
+import zipfile
 
 import pytest
 
@@ -131,10 +132,12 @@ def test_a_chapter_stops_at_once_on_bad_parameters(tmp_path, name, value, messag
             str(chapter), str(out), parameters={name: value}, progress_bar=False, cwd=str(tmp_path)
         )
     assert info.value.ename == "ValueError" and message in info.value.evalue
-    # It failed in the first cell after the parameters: nothing else ran.
+    # It failed in the first cell after the parameters: nothing else ran. (Before them: the
+    # install cell, a no-op here.)
     executed = [c for c in code_cells(load(out)) if c["execution_count"] is not None]
     tags = [c["metadata"].get("tags", []) for c in executed]
-    assert len(executed) == 3 and "injected-parameters" in tags[1]
+    assert len(executed) == 4 and "injected-parameters" in tags[2]
+    assert executed[0]["id"] == "install-gwnlib" and executed[0]["outputs"] == []
 
 
 @pytest.fixture(scope="session")
@@ -168,6 +171,13 @@ def test_chapter_runs_in_the_smoke_preset(executed_book, path):
                 assert output["name"] == "stdout", "".join(output["text"])[:500]
 
 
+#: What myst-nb loads from CDNs for a page with saved ipywidgets state (ipywidgets_js_factory).
+WIDGET_SCRIPTS = {
+    "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/require.min.js",
+    "https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/embed-amd.js",
+}
+
+
 @pytest.mark.slow
 def test_book_builds_with_warnings_as_errors(executed_book):
     out, _, runs = executed_book
@@ -187,6 +197,18 @@ def test_book_builds_with_warnings_as_errors(executed_book):
     assert "Transmit and receive rates" in intro  # a sphinx-proof definition
     references = (html / "book" / "references.html").read_text()
     assert "Gray-Wyner" in references
+    # The intro's zip holds every chapter as executed here.
+    link = re.search(r'href="([^"]+gwn-book-notebooks\.zip)"', intro).group(1)
+    with zipfile.ZipFile((html / "book" / link).resolve()) as archive:
+        assert sorted(archive.namelist()) == sorted(runs)
+        for name in archive.namelist():
+            cells = code_cells(json.loads(archive.read(name)))
+            assert all(cell["execution_count"] is not None for cell in cells), name
+    # Offline: no script from elsewhere, but for the widget manager of myst-nb on pages with
+    # saved widget state (not bundled yet: issue 31).
+    for page in html.rglob("*.html"):
+        external = re.findall(r'<script[^>]*\ssrc="((?:https?:)?//[^"]*)"', page.read_text())
+        assert set(external) <= WIDGET_SCRIPTS, page
 
 
 @pytest.mark.slow

@@ -6,6 +6,11 @@ kernel with the chosen ``preset`` and ``device`` injected into its ``parameters`
 execution-status page (``book/status.md``: preset, device, wall time and versions for each chapter,
 in the spirit of QuantEcon's execution statistics) and builds HTML from the executed notebooks with
 Jupyter Book 1, execution off and warnings as errors. Run it with ``python -m gwnlib book``.
+
+A chapter is executed only when its executed copy from an earlier build (kept in ``executed/``
+beside ``source/``) is stale: :mod:`gwnlib.analysis.book_cache` says what its key covers. The
+repository setting, the launch buttons, each chapter's install cell and the zip of executed
+chapters are :mod:`gwnlib.analysis.publish`'s.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gwnlib import __version__
+from gwnlib.analysis import publish
+from gwnlib.analysis.book_cache import ChapterCache, chapter_inputs, shared_inputs, slowest_cells
 from gwnlib.runtime import PROGRESS_ENV, PROJECT_ROOT, check_preset, hardware
 from gwnlib.runtime import device as resolve_device
 
@@ -43,6 +50,7 @@ class ChapterRun:
     seconds: float
     ok: bool
     error: str | None = None
+    reused: bool = False  # copied from an earlier build (book_cache): its inputs are unchanged
 
 
 def toc_files(root: Path = PROJECT_ROOT) -> list[Path]:
@@ -83,22 +91,39 @@ def chapters(root: Path = PROJECT_ROOT) -> list[Path]:
     return [page for page in toc_files(root) if page.suffix == ".ipynb"]
 
 
-def stage(out: Path, root: Path = PROJECT_ROOT, student: bool = False) -> Path:
+def stage(
+    out: Path,
+    root: Path = PROJECT_ROOT,
+    student: bool = False,
+    repository: publish.Repository | None = None,
+) -> Path:
     """Copy the book sources (``_config.yml``, ``_toc.yml``, ``book/``) into ``out/source``.
 
     ``student``: the student edition, whose exercise solutions are left out of the HTML
     (sphinx-exercise's ``hide_solutions``), for courses that hand the book out with assignments.
+    ``repository``: the book's repository for this build (default: ``_config.yml``'s), written
+    into the copy of the config (launch buttons) and into each chapter's install cell.
     """
+    import yaml
+
     source = out / "source"
     if source.exists():
         shutil.rmtree(source)
     source.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, source / name)
+    config_path = source / "_config.yml"
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    repository = repository or publish.repository_of(config)
+    config = publish.configure(config, repository)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), "utf-8")
     if student:
-        student_config(source / "_config.yml")
+        student_config(config_path)
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "_build", "__pycache__")
     shutil.copytree(root / "book", source / "book", ignore=ignore)
+    cell = publish.install_cell(repository, PROJECT_ROOT / "requirements-lock.txt")
+    for notebook in chapters(source):
+        publish.write_install_cell(notebook, cell)
     return source
 
 
@@ -183,12 +208,17 @@ def execute_all(
     only: list[str] | None = None,
     progress: bool = True,
     cell_timeout: float | None | str = "preset",
+    cache: Path | None = None,
+    force: bool = False,
 ) -> list[ChapterRun]:
     """Execute, in place in the staged ``source`` folder, every chapter of its ``_toc.yml``.
 
     ``only`` restricts the run to chapters whose file name (with or without ``.ipynb``) is listed.
     An unknown ``preset`` or ``device`` fails here, before any chapter starts. ``cell_timeout``
-    defaults to the preset's entry of :data:`CELL_TIMEOUT`.
+    defaults to the preset's entry of :data:`CELL_TIMEOUT`. ``cache``: the folder of executed
+    chapters (:class:`~gwnlib.analysis.book_cache.ChapterCache`); a chapter whose kept copy is
+    not stale is copied from there instead of executed, unless ``force``. With ``progress``, it
+    prints what ran, what was reused and why, and the slowest cells.
     """
     check_preset(preset)
     if cell_timeout == "preset":
@@ -204,21 +234,45 @@ def execute_all(
                 f"only names unknown chapters {sorted(unknown)}; chapters are: {names}"
             )
         notebooks = [nb for nb in notebooks if nb.stem in wanted]
+    kept = ChapterCache(cache) if cache is not None else None
+    shared = shared_inputs() if kept is not None else {}
+    parameters = {"preset": preset, "device": device, "resolved_device": resolved}
+    say = print if progress else lambda *args, **kwargs: None
     runs = []
     for i, notebook in enumerate(notebooks, 1):
         rel = notebook.relative_to(source).as_posix()
-        if progress:
-            print(
-                f"[{i}/{len(notebooks)}] {rel} (preset {preset}, device {resolved}) ...", flush=True
+        say(f"[{i}/{len(notebooks)}] {rel} (preset {preset}, device {resolved}): ", end="")
+        inputs = chapter_inputs(notebook, parameters, shared)
+        stale = ["--force"] if force or kept is None else kept.stale(rel, inputs)
+        if not stale:
+            record = kept.restore(rel, notebook)
+            run = ChapterRun(**{**record["run"], "reused": True})
+            say(f"reused (executed {record['executed_utc']}, {run.seconds:.1f} s)", flush=True)
+        else:
+            why = "no executed copy" if stale == ["new"] else f"changed: {', '.join(stale)}"
+            say(f"executing ({why if kept else 'no cache'}) ...", flush=True)
+            run = execute_chapter(
+                notebook, notebook, preset, device, resolved, label=rel, cell_timeout=cell_timeout
             )
-        run = execute_chapter(
-            notebook, notebook, preset, device, resolved, label=rel, cell_timeout=cell_timeout
-        )
-        if progress:
-            verdict = "ok" if run.ok else f"FAILED: {run.error}"
-            print(f"    {run.seconds:.1f} s, {verdict}", flush=True)
+            say(
+                f"    {run.seconds:.1f} s, {'ok' if run.ok else f'FAILED: {run.error}'}", flush=True
+            )
+            if kept is not None and run.ok:
+                kept.store(rel, notebook, inputs, asdict(run))
         runs.append(run)
+    if progress:
+        report(runs, {nb.relative_to(source).as_posix(): nb for nb in notebooks})
     return runs
+
+
+def report(runs: list[ChapterRun], notebooks: dict[str, Path], top: int = 5) -> None:
+    """Print how many chapters ran and were reused, and the ``top`` slowest cells of
+    ``notebooks`` ({label: executed notebook})."""
+    reused = sum(run.reused for run in runs)
+    print(f"{len(runs) - reused} chapter(s) executed, {reused} reused from an earlier build")
+    print(f"The {top} slowest cells (chapter #code cell: first line):")
+    for seconds, label, number, line in slowest_cells(notebooks, top):
+        print(f"  {seconds:8.1f} s  {label} #{number}: {line[:60]}")
 
 
 def write_status(source: Path, runs: list[ChapterRun], preset: str, device: str) -> Path:
@@ -247,12 +301,21 @@ def write_status(source: Path, runs: list[ChapterRun], preset: str, device: str)
     for run in runs:
         doc = "/" + run.file.removesuffix(".ipynb")
         status = "passed" if run.ok else f"**failed**: {_escape_cell(run.error or '')}"
+        status += " (reused from an earlier build: nothing it depends on changed)" * run.reused
         lines.append(
             f"| {{doc}}`{doc}` | {run.preset} | {run.device} | {run.seconds:.1f} s "
             f"| {torch.__version__} | {__version__} | {status} |"
         )
     total = sum(run.seconds for run in runs)
-    lines += ["", f"Total execution time: {total:.1f} s for {len(runs)} chapter(s).", ""]
+    lines += ["", f"Total execution time: {total:.1f} s for {len(runs)} chapter(s)."]
+    reused = [run for run in runs if run.reused]
+    if reused:
+        lines[-1] += (
+            f" {len(reused)} of them were reused from an earlier build, whose times "
+            f"({sum(run.seconds for run in reused):.1f} s) they show: what they depend on "
+            "(notebook, parameters, gwnlib, pinned packages, committed results) is unchanged."
+        )
+    lines.append("")
     page = source / STATUS_PAGE
     page.write_text("\n".join(lines), encoding="utf-8")
     record = {
@@ -275,7 +338,9 @@ def _escape_cell(text: str) -> str:
 
 
 def build_html(source: Path, out: Path) -> Path:
-    """Build HTML from the staged, executed book with Jupyter Book 1 (execution off, ``-W``).
+    """Build HTML from the staged, executed book with Jupyter Book 1 (execution off, ``-W``),
+    with the zip of its chapters (:data:`~gwnlib.analysis.publish.NOTEBOOKS_ZIP`) that the
+    introduction links.
 
     Jupyter Book writes the Sphinx ``conf.py`` from ``_config.yml`` and ``_toc.yml``; Sphinx then
     builds into ``out/html`` with warnings as errors. Returns the path of ``index.html``.
@@ -284,6 +349,7 @@ def build_html(source: Path, out: Path) -> Path:
     jupyter_book = shutil.which("jupyter-book", path=str(bindir)) or shutil.which("jupyter-book")
     if jupyter_book is None:
         raise RuntimeError("jupyter-book is not installed: pip install 'gwnlib[book]'")
+    publish.write_notebooks_zip(source, chapters(source))
     subprocess.run([jupyter_book, "config", "sphinx", str(source)], check=True)
     html = out / "html"
     if html.exists():
@@ -303,9 +369,13 @@ def build(
     only: list[str] | None = None,
     html: bool = True,
     student: bool = False,
+    repository: publish.Repository | None = None,
+    force: bool = False,
 ) -> tuple[list[ChapterRun], Path | None]:
     """Execute every chapter and build the book; see the module docstring. ``student``: the
-    student edition, exercise solutions hidden (:func:`stage`).
+    student edition, exercise solutions hidden; ``repository``: the book's repository for this
+    build (default: ``_config.yml``'s; :func:`stage`). Chapters executed by an earlier build into
+    ``out`` are reused while not stale, unless ``force``.
 
     Returns the chapter runs and the path of the built ``index.html`` (``None`` when ``html`` is
     false or a chapter failed: a book with a failed chapter is not built).
@@ -313,8 +383,10 @@ def build(
     check_preset(preset)
     resolve_device(device)
     out = Path(out).resolve()
-    source = stage(out, student=student)
-    runs = execute_all(source, preset=preset, device=device, only=only)
+    source = stage(out, student=student, repository=repository)
+    runs = execute_all(
+        source, preset=preset, device=device, only=only, cache=out / "executed", force=force
+    )
     write_status(source, runs, preset=preset, device=device)
     if not html or not all(run.ok for run in runs):
         return runs, None
