@@ -11,6 +11,7 @@ scan). Every row also says whether the round trip was exact, the hardware and th
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timezone
 
@@ -45,7 +46,9 @@ def coding_benchmark(codec, x: torch.Tensor, chunks=(1, 16, 256, 1024), single: 
     streams.update(codec)
     about = {"codec_name": getattr(codec, "header_name", codec.name), "hardware": hardware("cpu"),
              "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             # the times are only as good as the machine was idle: record how idle it was
+             "load average at start": os.getloadavg()[0]}  # fmt: skip
     n = len(x) if single is None else min(len(x), check_int("single", single, 1))
     sizes = [check_int("chunk", size, 1) for size in chunks if size <= len(x)]
     rows = []
