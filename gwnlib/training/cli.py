@@ -83,16 +83,16 @@ def bench(args) -> int:
 
     if args.what == "report":
         return bench_report(args.files)
-    if args.what == "coding":
-        return bench_coding(args)
-    if args.files:
-        print(f"error: files are for 'bench report', not 'bench {args.what}'", file=sys.stderr)
-        return 2
     if args.threads is not None:
         if args.threads < 1:
             print(f"error: --threads must be >= 1; got {args.threads}", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
+    if args.what == "coding":
+        return bench_coding(args)
+    if args.files:
+        print(f"error: files are for 'bench report', not 'bench {args.what}'", file=sys.stderr)
+        return 2
     if args.what == "synthetic":
         rows = [synthetic_batches(args.batch_size or 100, args.device, args.side)]
     else:
@@ -145,9 +145,7 @@ def bench(args) -> int:
 
 def bench_coding(args) -> int:
     """``bench coding``: :func:`gwnlib.training.bench_coding.coding_suite` as a table, and as
-    JSON rows with ``--out``."""
-    import torch
-
+    JSON rows with ``--out`` (:func:`bench` has set ``--threads``)."""
     from gwnlib.training.bench_coding import coding_suite, coding_table
 
     try:
@@ -156,11 +154,6 @@ def bench_coding(args) -> int:
         print(f"error: --chunks must be a comma list of integers; got {args.chunks!r}",
               file=sys.stderr)  # fmt: skip
         return 2
-    if args.threads is not None:
-        if args.threads < 1:
-            print(f"error: --threads must be >= 1; got {args.threads}", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)
     try:
         rows = coding_suite(
             runs=args.files,
