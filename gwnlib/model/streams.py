@@ -231,40 +231,52 @@ def unpack(
     """Check ``stream``'s header against codec ``name`` (``names``: every codec, by id),
     channel ``key``, ``shape`` and the model's weights; return (shape, payload, latent CRC32,
     condition CRC32). Any mismatch raises ``ValueError``."""
-    where = f"{name} stream {key!r}"
+    (c, h, w, length), payload, ycrc, ccrc = _checked(
+        stream, f"{name} stream {key!r}", "stream", HEADER, _CHECKED_PREFIX, MAGIC,
+        ("format", FORMAT_VERSION), names, name, key, weights_crc, shape,
+    )  # fmt: skip
+    return (c, h, w), payload, ycrc, ccrc
+
+
+def _checked(stream, where, noun, layout, prefix, magic, version, names, name, key, weights_crc,
+             shape=None):  # fmt: skip
+    """The checks :func:`unpack` and :func:`unpack_chunk` share, on a header of ``layout``
+    (magic, version, codec, channel, offsets, C, H, W, [N,] length, CRC32, weights CRC32, latent
+    CRC32, condition CRC32): returns ((C, H, W[, N]), payload, latent CRC32, condition CRC32)."""
     if not isinstance(stream, (bytes, bytearray, memoryview)):
         raise ValueError(f"{where}: expected bytes; got {type(stream).__name__}")
     stream = bytes(stream)
-    if len(stream) < HEADER_SIZE:
-        raise ValueError(f"{where} is truncated: {len(stream)} bytes, header needs {HEADER_SIZE}")
-    magic, version, codec_id, channel, offsets, c, h, w, length, crc, wcrc, ycrc, ccrc = (
-        HEADER.unpack_from(stream)
-    )
-    if magic != MAGIC:
-        raise ValueError(f"{where}: not a gwnlib stream (magic {magic!r}, expected {MAGIC!r})")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{where}: format version {version}, this reader has {FORMAT_VERSION}")
+    if len(stream) < layout.size:
+        raise ValueError(f"{where} is truncated: {len(stream)} bytes, header needs {layout.size}")
+    fields = layout.unpack_from(stream)
+    found, written, codec_id, channel, offsets, c, h, w = fields[:8]
+    length, crc, wcrc, ycrc, ccrc = fields[-5:]
+    if found != magic:
+        raise ValueError(f"{where}: not a gwnlib {noun} (magic {found!r}, expected {magic!r})")
+    if written != version[1]:
+        raise ValueError(f"{where}: {version[0]} version {written}, this reader has {version[1]}")
     if codec_id != names.index(name):
         other = names[codec_id] if codec_id < len(names) else f"unknown codec id {codec_id}"
-        raise ValueError(f"{where}: the stream was written by codec {other!r}, not {name!r}")
+        raise ValueError(f"{where}: the {noun} was written by codec {other!r}, not {name!r}")
     if channel != channel_id(key):
-        other = channel_name(channel)
-        raise ValueError(f"{where}: the stream holds channel {other!r}, not {key!r}")
+        raise ValueError(
+            f"{where}: the {noun} holds channel {channel_name(channel)!r}, not {key!r}"
+        )
     if offsets != OFFSETS:
         raise ValueError(f"{where}: written with {offsets} mean offsets, this reader has {OFFSETS}")
     if shape is not None and tuple(shape) != (c, h, w):
         raise ValueError(f"{where}: header shape {(c, h, w)} differs from shapes {tuple(shape)}")
-    payload = stream[HEADER_SIZE:]
+    payload = stream[layout.size :]
     if len(payload) != length:
         state = "truncated" if len(payload) < length else "longer than its header says"
         raise ValueError(f"{where} is {state}: payload {len(payload)} bytes, header {length}")
-    if zlib.crc32(payload, zlib.crc32(stream[:_CHECKED_PREFIX])) != crc:
+    if zlib.crc32(payload, zlib.crc32(stream[:prefix])) != crc:
         raise ValueError(f"{where} is corrupted: CRC32 mismatch (header or payload)")
     if wcrc != weights_crc:
         raise ValueError(
             f"{where} was written by a model with other entropy-model weights (CRC32 mismatch)"
         )
-    return (c, h, w), payload, ycrc, ccrc
+    return fields[5:-4], payload, ycrc, ccrc
 
 
 # -- the codec-level API ---------------------------------------------------------------------
@@ -400,38 +412,10 @@ def pack_chunk(codec_id, key, shape, count, payload, weights_crc, crc=0, conditi
 def unpack_chunk(stream, names, name, key, weights_crc):
     """Check a chunk stream's header (as :func:`unpack`); return (shape, count, payload,
     latent CRC32, condition CRC32). Any mismatch raises ``ValueError``."""
-    where = f"{name} chunk {key!r}"
-    if not isinstance(stream, (bytes, bytearray, memoryview)):
-        raise ValueError(f"{where}: expected bytes; got {type(stream).__name__}")
-    stream = bytes(stream)
-    if len(stream) < CHUNK_HEADER.size:
-        raise ValueError(
-            f"{where} is truncated: {len(stream)} bytes, header needs {CHUNK_HEADER.size}"
-        )
-    magic, version, codec_id, channel, offsets, c, h, w, count, length, crc, wcrc, ycrc, ccrc = (
-        CHUNK_HEADER.unpack_from(stream)
-    )
-    if magic != CHUNK_MAGIC:
-        raise ValueError(f"{where}: not a gwnlib chunk (magic {magic!r}, expected {CHUNK_MAGIC!r})")
-    if version != CHUNK_VERSION:
-        raise ValueError(f"{where}: chunk version {version}, this reader has {CHUNK_VERSION}")
-    if codec_id != names.index(name):
-        other = names[codec_id] if codec_id < len(names) else f"unknown codec id {codec_id}"
-        raise ValueError(f"{where}: the chunk was written by codec {other!r}, not {name!r}")
-    if channel != channel_id(key):
-        raise ValueError(f"{where}: the chunk holds channel {channel_name(channel)!r}, not {key!r}")
-    if offsets != OFFSETS:
-        raise ValueError(f"{where}: written with {offsets} mean offsets, this reader has {OFFSETS}")
-    payload = stream[CHUNK_HEADER.size :]
-    if len(payload) != length:
-        state = "truncated" if len(payload) < length else "longer than its header says"
-        raise ValueError(f"{where} is {state}: payload {len(payload)} bytes, header {length}")
-    if zlib.crc32(payload, zlib.crc32(stream[:_CHUNK_PREFIX])) != crc:
-        raise ValueError(f"{where} is corrupted: CRC32 mismatch (header or payload)")
-    if wcrc != weights_crc:
-        raise ValueError(
-            f"{where} was written by a model with other entropy-model weights (CRC32 mismatch)"
-        )
+    (c, h, w, count, _), payload, ycrc, ccrc = _checked(
+        stream, f"{name} chunk {key!r}", "chunk", CHUNK_HEADER, _CHUNK_PREFIX, CHUNK_MAGIC,
+        ("chunk", CHUNK_VERSION), names, name, key, weights_crc,
+    )  # fmt: skip
     return (c, h, w), count, payload, ycrc, ccrc
 
 
