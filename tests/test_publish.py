@@ -1,11 +1,17 @@
 """Publishing the book (gwnlib.analysis.publish): the install cell of every chapter, the launch
-buttons of a book that names its repository, the zip of executed chapters, offline formulas."""
+buttons of a book that names its repository, the zip of executed chapters, offline formulas and
+widgets (gwnlib.analysis.widgets_js)."""
 
+import base64
+import hashlib
 import importlib.util
+import io
 import json
 import re
 import shutil
+import socket
 import sys
+import tarfile
 import zipfile
 from urllib.parse import unquote
 
@@ -17,7 +23,7 @@ import yaml  # noqa: E402
 from IPython.core.inputtransformer2 import TransformerManager  # noqa: E402
 
 from gwnlib.__main__ import main as cli  # noqa: E402
-from gwnlib.analysis import book, publish  # noqa: E402
+from gwnlib.analysis import book, publish, widgets_js  # noqa: E402
 
 ROOT = book.PROJECT_ROOT
 LOCK = ROOT / "requirements-lock.txt"
@@ -208,6 +214,110 @@ def external_scripts(html: str) -> list[str]:
     return re.findall(r'<script[^>]*\ssrc="((?:https?:)?//[^"]*)"', html)
 
 
+def widget_scripts(page) -> list:
+    """The files of the widget manager (``_static/widgets/``) that the HTML ``page`` loads."""
+    sources = re.findall(r'<script[^>]*\ssrc="([^"]*_static/widgets/[^"]*)"', page.read_text())
+    return [(page.parent / src.split("?")[0]).resolve() for src in sources]
+
+
+def fake_package(tmp_path, files, name="@fake/manager"):
+    """A package whose tarball (a local file) holds ``files`` ({path below package/: bytes})."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path, data in files.items():
+            info = tarfile.TarInfo(f"package/{path}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    tarball = tmp_path / "manager-1.0.0.tgz"
+    tarball.write_bytes(buffer.getvalue())
+    digest = base64.b64encode(hashlib.sha512(buffer.getvalue()).digest()).decode()
+    return widgets_js.Package(
+        name, "1.0.0", tarball.as_uri(), f"sha512-{digest}", "dist/embed-amd.js"
+    )
+
+
+#: A bundle that, like html-manager's, loads a font from its own folder.
+BUNDLE = b'define("x",[],()=>{e.exports=n.p+"abc123.woff2"});'
+FAKE_FILES = {
+    "dist/embed-amd.js": BUNDLE,
+    "dist/abc123.woff2": b"font",
+    "dist/unused.ttf": b"not loaded by the bundle",
+    "dist/embed.js": b"another bundle",
+}
+
+
+def closed_port_url():
+    """An http URL on which nothing listens: the registry cannot be reached."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/manager-1.0.0.tgz"
+
+
+def test_the_widget_manager_is_extracted_once_with_only_its_files(tmp_path):
+    package = fake_package(tmp_path, FAKE_FILES)
+    cache = tmp_path / "cache"
+    folder = widgets_js.fetch(package, cache)
+    assert folder == cache / "fake-manager-1.0.0"
+    assert sorted(p.name for p in folder.iterdir()) == ["abc123.woff2", "embed-amd.js"]
+    assert (folder / "embed-amd.js").read_bytes() == BUNDLE
+    assert list(cache.iterdir()) == [folder]  # no temporary file or folder left
+    assert widgets_js.cached([package], cache)
+    # Cached: used as it is, without the registry.
+    offline = widgets_js.Package(**{**vars(package), "tarball": closed_port_url()})
+    assert widgets_js.fetch(offline, cache) == folder
+
+
+def test_a_tarball_with_another_digest_is_refused_and_nothing_is_cached(tmp_path):
+    package = fake_package(tmp_path, FAKE_FILES)
+    expected = "sha512-" + base64.b64encode(hashlib.sha512(b"other").digest()).decode()
+    pinned = widgets_js.Package(**{**vars(package), "integrity": expected})
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="@fake/manager@1.0.0") as error:
+        widgets_js.fetch(pinned, cache)
+    assert expected in str(error.value) and package.integrity in str(error.value)
+    assert list(cache.iterdir()) == []
+    assert not widgets_js.cached([pinned], cache)
+
+
+def test_a_bundle_whose_font_is_missing_is_refused_and_nothing_is_cached(tmp_path):
+    files = {name: data for name, data in FAKE_FILES.items() if name != "dist/abc123.woff2"}
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="abc123.woff2"):
+        widgets_js.fetch(fake_package(tmp_path, files), cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_the_build_serves_the_widget_manager_from_the_book(tmp_path, monkeypatch):
+    package = fake_package(tmp_path, FAKE_FILES)
+    monkeypatch.setattr(widgets_js, "PACKAGES", (package,))
+    source = tmp_path / "source"
+    settings = widgets_js.stage(source, tmp_path / "cache")
+    assert settings == {
+        "html_static_path": [widgets_js.STATIC],
+        "nb_ipywidgets_js": {"widgets/embed-amd.js": {}},  # no data-jupyter-widgets-cdn
+    }
+    served = source / widgets_js.STATIC / "widgets"
+    assert sorted(p.name for p in served.iterdir()) == ["abc123.woff2", "embed-amd.js"]
+
+
+def test_offline_without_a_cache_the_build_keeps_the_cdns_and_says_so(
+    tmp_path, monkeypatch, capsys
+):
+    package = fake_package(tmp_path, FAKE_FILES)
+    offline = widgets_js.Package(**{**vars(package), "tarball": closed_port_url()})
+    monkeypatch.setattr(widgets_js, "PACKAGES", (offline,))
+    source, cache = tmp_path / "source", tmp_path / "cache"
+    assert widgets_js.stage(source, cache) is None
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "@fake/manager" in err and "need internet" in err
+    assert not (source / widgets_js.STATIC).exists() and list(cache.iterdir()) == []
+    # With the package cached, the same offline build serves it.
+    widgets_js.fetch(package, cache)
+    assert widgets_js.stage(source, cache) is not None
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.slow
 def test_a_book_with_a_repository_has_launch_buttons_a_zip_and_offline_formulas(tmp_path):
     """The real book, staged without executing it (cheap), built with a repository."""
@@ -260,3 +370,56 @@ def test_a_book_without_a_repository_has_no_launch_buttons(tmp_path):
     assert "github.com" not in page and "executablebooks" not in page
     assert external_scripts(page) == []
     assert 'src="../_static/mathjax/tex-chtml.js"' in page
+
+
+@pytest.mark.slow
+def test_a_page_with_saved_widgets_loads_the_widget_manager_from_the_book(tmp_path):
+    """A one-chapter book whose notebook carries an IntSlider's saved state: its page loads
+    require.js and the widget manager from ``_static/widgets/``, nothing from elsewhere."""
+    root = tmp_path / "root"
+    (root / "book").mkdir(parents=True)
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    shutil.copy(ROOT / "book" / "references.bib", root / "book" / "references.bib")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/chapter\n")
+    model = "0123456789abcdef0123456789abcdef"
+    controls = {"_model_module": "@jupyter-widgets/controls", "_model_module_version": "2.0.0"}
+    slider = {
+        "model_name": "IntSliderModel",
+        "model_module": "@jupyter-widgets/controls",
+        "model_module_version": "2.0.0",
+        "state": controls
+        | {"_model_name": "IntSliderModel", "_view_name": "IntSliderView"}
+        | {"_view_module": "@jupyter-widgets/controls", "_view_module_version": "2.0.0"}
+        | {"description": "n", "max": 10, "min": 0, "step": 1, "value": 3},
+    }
+    view = {"model_id": model, "version_major": 2, "version_minor": 0}
+    chapter = load(ROOT / "book" / "getting_started.ipynb")
+    chapter["metadata"]["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {
+            "version_major": 2,
+            "version_minor": 0,
+            "state": {model: slider},
+        }
+    }
+    output = {"output_type": "display_data", "metadata": {}}
+    output["data"] = {"application/vnd.jupyter.widget-view+json": view, "text/plain": ["n"]}
+    chapter["cells"] = [
+        {"cell_type": "markdown", "id": "t", "metadata": {}, "source": ["# A chapter"]},
+        {"cell_type": "code", "execution_count": 1, "id": "w", "metadata": {}}
+        | {"outputs": [output], "source": ["IntSlider(3, 0, 10, description='n')"]},
+    ]
+    (root / "book" / "chapter.ipynb").write_text(json.dumps(chapter, indent=1) + "\n")
+    out = tmp_path / "out"
+    html = book.build_html(book.stage(out, root), out).parent
+    page = html / "book" / "chapter.html"
+    assert "application/vnd.jupyter.widget-state+json" in page.read_text()
+    if not widgets_js.cached():
+        pytest.skip("the npm registry is unreachable and the widget manager is not cached")
+    assert external_scripts(page.read_text()) == []
+    scripts = widget_scripts(page)
+    assert [path.name for path in scripts] == ["require.js", "embed-amd.js"]
+    assert all(path.is_file() for path in scripts)
+    served = html / "_static" / "widgets"
+    fonts = [path for path in served.iterdir() if path.suffix in (".woff2", ".woff", ".ttf")]
+    assert fonts, "the widget manager's icon fonts are not in the build"
+    assert "data-jupyter-widgets-cdn" not in page.read_text()

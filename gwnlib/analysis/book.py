@@ -10,7 +10,8 @@ Jupyter Book 1, execution off and warnings as errors. Run it with ``python -m gw
 A chapter is executed only when its executed copy from an earlier build (kept in ``executed/``
 beside ``source/``) is stale: :mod:`gwnlib.analysis.book_cache` says what its key covers. The
 repository setting, the launch buttons, each chapter's install cell and the zip of executed
-chapters are :mod:`gwnlib.analysis.publish`'s.
+chapters are :mod:`gwnlib.analysis.publish`'s; the ipywidgets manager that the HTML serves itself
+is :mod:`gwnlib.analysis.widgets_js`'s.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gwnlib import __version__
-from gwnlib.analysis import publish
+from gwnlib.analysis import publish, widgets_js
 from gwnlib.analysis.book_cache import ChapterCache, chapter_inputs, shared_inputs, slowest_cells
 from gwnlib.runtime import PROGRESS_ENV, PROJECT_ROOT, check_preset, hardware
 from gwnlib.runtime import device as resolve_device
@@ -135,6 +136,18 @@ def student_config(path: Path) -> None:
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
     config["title"] = f"{config.get('title', 'gwn-book')} (student edition)"
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def add_sphinx_config(path: Path, settings: dict) -> None:
+    """Add ``settings`` to the ``sphinx: config:`` of the Jupyter Book config at ``path``; a
+    list setting extends the list already there."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+    for key, value in settings.items():
+        sphinx[key] = [*sphinx.get(key, []), *value] if isinstance(value, list) else value
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
@@ -340,7 +353,8 @@ def _escape_cell(text: str) -> str:
 def build_html(source: Path, out: Path) -> Path:
     """Build HTML from the staged, executed book with Jupyter Book 1 (execution off, ``-W``),
     with the zip of its chapters (:data:`~gwnlib.analysis.publish.NOTEBOOKS_ZIP`) that the
-    introduction links.
+    introduction links and the ipywidgets manager in ``_static/widgets/``
+    (:func:`~gwnlib.analysis.widgets_js.stage`, whose settings go into the staged config).
 
     Jupyter Book writes the Sphinx ``conf.py`` from ``_config.yml`` and ``_toc.yml``; Sphinx then
     builds into ``out/html`` with warnings as errors. Returns the path of ``index.html``.
@@ -350,6 +364,9 @@ def build_html(source: Path, out: Path) -> Path:
     if jupyter_book is None:
         raise RuntimeError("jupyter-book is not installed: pip install 'gwnlib[book]'")
     publish.write_notebooks_zip(source, chapters(source))
+    settings = widgets_js.stage(source)
+    if settings is not None:
+        add_sphinx_config(source / "_config.yml", settings)
     subprocess.run([jupyter_book, "config", "sphinx", str(source)], check=True)
     html = out / "html"
     if html.exists():
