@@ -185,7 +185,7 @@ TRAINING_PRESETS: dict[str, dict[str, dict]] = {
         "short": dict(patience=2, max_epochs=5, train_size=20_000, val_size=500,
                       test_size=None, image_size=None, real_bits_samples=20),
         "smoke": dict(patience=1, max_epochs=1, train_size=4, val_size=2, test_size=4,
-                      image_size=128, latent_channels=16, batch_size=2,
+                      image_size=64, latent_channels=16, batch_size=2,
                       task_weights="none", real_bits_samples=2),
     },
 }  # fmt: skip
