@@ -24,8 +24,16 @@ def project(tmp_path):
     (root / "requirements-lock.txt").write_text("torch==2.0\n")
     (root / "results").mkdir()
     (root / "results" / "synthetic-short.csv").write_text("a,b\n1,2\n")
-    (root / "chapter.ipynb").write_text('{"cells": []}\n')
+    (root / "chapter.ipynb").write_text(json.dumps({"cells": [CODE, PROSE]}) + "\n")
     return root
+
+
+CODE = {"cell_type": "code", "metadata": {}, "source": ["x = 1\n", "x"], "outputs": []}
+PROSE = {"cell_type": "markdown", "metadata": {}, "source": ["Some prose."]}
+
+
+def edit(root, cells):
+    (root / "chapter.ipynb").write_text(json.dumps({"cells": cells}) + "\n")
 
 
 def key(root, parameters=PARAMETERS):
@@ -45,7 +53,8 @@ def test_the_key_is_stable_while_nothing_changes(project):
 @pytest.mark.parametrize(
     "change",
     [
-        lambda root: (root / "chapter.ipynb").write_text('{"cells": [1]}\n'),
+        lambda root: edit(root, [{**CODE, "source": "x = 2\nx"}, PROSE]),
+        lambda root: edit(root, [CODE, CODE, PROSE]),
         lambda root: (root / "gwnlib" / "sub" / "model.py").write_text("y = 3\n"),
         lambda root: (root / "gwnlib" / "sub" / "new.py").write_text(""),
         lambda root: (root / "gwnlib" / "sub" / "model.py").rename(root / "gwnlib" / "m.py"),
@@ -53,12 +62,37 @@ def test_the_key_is_stable_while_nothing_changes(project):
         lambda root: (root / "results" / "synthetic-short.csv").write_text("a,b\n1,3\n"),
         lambda root: (root / "results" / "new-paper.csv").write_text("a\n"),
     ],
-    ids=["notebook", "gwnlib-file", "gwnlib-new-file", "gwnlib-rename", "lock", "results", "new"],
+    ids=[
+        "code-cell",
+        "new-code-cell",
+        "gwnlib-file",
+        "gwnlib-new-file",
+        "gwnlib-rename",
+        "lock",
+        "results",
+        "new",
+    ],
 )
 def test_a_change_in_any_input_changes_the_key(project, change):
     before = key(project)
     change(project)
     assert key(project) != before
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        [CODE, {**PROSE, "source": "Other prose."}],
+        [PROSE, CODE, PROSE],
+        [{**CODE, "metadata": {"tags": ["hide-input"]}, "outputs": ["stale"]}, PROSE],
+        [{**CODE, "source": "".join(CODE["source"])}, PROSE],  # the same source as one string
+    ],
+    ids=["prose", "new-prose-cell", "tags-and-outputs", "source-as-string"],
+)
+def test_prose_tags_and_outputs_leave_the_key_unchanged(project, cells):
+    before = key(project)
+    edit(project, cells)
+    assert key(project) == before
 
 
 @pytest.mark.parametrize(
@@ -99,7 +133,8 @@ def write_book(root, names):
 
 
 class Executor:
-    """Stands in for papermill: counts calls, marks the notebook executed, can fail."""
+    """Stands in for papermill: counts calls, injects a parameters cell after the parameters
+    cell, gives every code cell an output, can fail."""
 
     def __init__(self):
         self.calls, self.fail = [], set()
@@ -107,7 +142,13 @@ class Executor:
     def __call__(self, notebook, output, preset, device, resolved, label=None, cell_timeout=None):
         self.calls.append(label)
         nb = nbformat.read(notebook, as_version=4)
+        at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+        injected = nbformat.v4.new_code_cell('preset = "smoke"')
+        injected.metadata["tags"] = ["injected-parameters"]
+        nb.cells.insert(at + 1, injected)
         for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                cell.outputs = [nbformat.v4.new_output("stream", text=f"run {len(self.calls)}\n")]
             cell.execution_count = i + 1
             cell.metadata["papermill"] = {"duration": 10.0 * (i + 1) + len(self.calls)}
         nbformat.write(nb, output)
@@ -150,15 +191,15 @@ def test_an_unchanged_chapter_is_reused_not_executed(builder):
 
 @pytest.mark.parametrize(
     "change",
-    ["notebook", "preset", "gwnlib", "lock", "results", "force"],
+    ["code", "preset", "gwnlib", "lock", "results", "force"],
 )
 def test_a_change_makes_the_chapter_stale(builder, change):
     builder()
     kwargs = {}
-    if change == "notebook":  # a prose-only change in one chapter: that chapter only
+    if change == "code":  # a code cell of one chapter: that chapter only
         path = builder.root / "book" / "two.ipynb"
         nb = nbformat.read(path, as_version=4)
-        nb.cells.append(nbformat.v4.new_markdown_cell("One more sentence."))
+        nb.cells[-1].source += "  # a comment"
         nbformat.write(nb, path)
     elif change == "preset":
         kwargs["preset"] = "short"
@@ -168,9 +209,36 @@ def test_a_change_makes_the_chapter_stale(builder, change):
         builder.shared[change] += "-changed"
     builder.executor.calls.clear()
     runs = builder(**kwargs)
-    again = ["book/two.ipynb"] if change == "notebook" else ["book/one.ipynb", "book/two.ipynb"]
+    again = ["book/two.ipynb"] if change == "code" else ["book/one.ipynb", "book/two.ipynb"]
     assert builder.executor.calls == again
     assert [run.reused for run in runs] == [run.file not in again for run in runs]
+
+
+def test_a_prose_change_reuses_the_outputs_with_the_new_prose(builder):
+    """Prose and tags are not executed: the kept outputs come back under the edited text."""
+    builder()
+    path = builder.root / "book" / "two.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("# Two"))
+    nb.cells.append(nbformat.v4.new_markdown_cell("One more sentence."))
+    nb.cells[2].metadata["tags"] = ["hide-input"]
+    nbformat.write(nb, path)
+    builder.executor.calls.clear()
+    runs = builder()
+    assert builder.executor.calls == [] and all(run.reused for run in runs)
+    staged = nbformat.read(builder.out / "source" / "book" / "two.ipynb", as_version=4)
+    tags = [c.metadata.get("tags", [""])[0] for c in staged.cells]  # the stage adds an install cell
+    assert tags == ["", "remove-input", "parameters", "injected-parameters", "hide-input", ""]
+    assert staged.cells[0].source == "# Two" and staged.cells[-1].source == "One more sentence."
+    assert staged.cells[4].source == "print('two')"
+    assert [c.outputs[0]["text"] for c in staged.cells[1:5]] == ["run 2\n"] * 4
+
+
+def test_merge_prose_refuses_other_code():
+    executed = {"cells": [{"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": []}]}
+    staged = {"cells": [{"cell_type": "code", "metadata": {}, "source": "x = 2", "outputs": []}]}
+    with pytest.raises(ValueError, match="code cells"):
+        book_cache.merge_prose(executed, staged)
 
 
 def test_a_failed_chapter_is_not_kept(builder):
@@ -185,7 +253,7 @@ def test_a_failed_chapter_is_not_kept(builder):
 
 def test_stale_names_what_changed(tmp_path):
     cache = book_cache.ChapterCache(tmp_path / "executed")
-    inputs = {"notebook": "n1", "gwnlib": "g1", "lock": "l1"}
+    inputs = {"code": "n1", "gwnlib": "g1", "lock": "l1"}
     assert cache.stale("book/a.ipynb", inputs) == ["new"]
     executed = tmp_path / "a.ipynb"
     executed.write_text("{}")
@@ -207,10 +275,10 @@ def test_the_build_reports_reuse_and_the_slowest_cells(builder, capsys):
     assert "2 chapter(s) executed, 0 reused" in out and "0 chapter(s) executed, 2 reused" in out
     assert "book/two.ipynb (preset smoke, device cpu): reused (executed " in out
     slowest = out.split("slowest cells")[-1].splitlines()[1:3]
-    # The last code cell (#3, after the install and parameters cells) of the chapter executed
-    # second (32 s), then of the first (31 s); the reused copies keep their durations.
-    assert "32.0 s  book/two.ipynb #3: print('two')" in slowest[0]
-    assert "31.0 s  book/one.ipynb #3: print('one')" in slowest[1]
+    # The last code cell (#4, after the install, parameters and injected cells) of the chapter
+    # executed second (42 s), then of the first (41 s); the reused copies keep their durations.
+    assert "42.0 s  book/two.ipynb #4: print('two')" in slowest[0]
+    assert "41.0 s  book/one.ipynb #4: print('one')" in slowest[1]
 
 
 def test_the_status_page_marks_reused_chapters(tmp_path):

@@ -1,12 +1,14 @@
 """Executed chapters kept between builds, and reused while nothing they depend on has changed.
 
-A chapter's key is the SHA-256 of what its outputs depend on (:func:`chapter_inputs`): the staged
-notebook's bytes, the parameters papermill injects and the device they resolve to, every file of
-the ``gwnlib`` package, ``requirements-lock.txt``, every file of the results folder that chapters
-load (``book/results``, or ``GWN_RESULTS_DIR``), and the Python and torch versions. The build keeps
+A chapter's key is the SHA-256 of what its outputs depend on (:func:`chapter_inputs`): the source
+of the staged notebook's code cells, in order (as jupyter-cache keys notebooks: prose changes no
+output), the parameters papermill injects and the device they resolve to, every file of the
+``gwnlib`` package, ``requirements-lock.txt``, every file of the results folder that chapters load
+(``book/results``, or ``GWN_RESULTS_DIR``), and the Python and torch versions. The build keeps
 each chapter that ran without error in its ``executed/`` folder, beside ``source/``:
 ``executed/book/NAME.ipynb`` and ``executed/book/NAME.json`` (the key, its inputs and the run), and
-copies it back instead of executing while the key is unchanged.
+while the key is unchanged puts it back instead of executing, with the staged notebook's prose and
+cell tags (:func:`merge_prose`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import shutil
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -43,6 +44,41 @@ def digest_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes() if path.is_file() else b"").hexdigest()
 
 
+def digest_code(notebook: Path) -> str:
+    """SHA-256 over the sources of the code cells of ``notebook``, in order; markdown and raw
+    cells, cell metadata and outputs leave it unchanged."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells if c["cell_type"] == "code"]  # fmt: skip
+    return hashlib.sha256(json.dumps(code).encode()).hexdigest()
+
+
+def merge_prose(executed: dict, staged: dict) -> dict:
+    """``staged`` with the outputs of ``executed`` (a papermill run of a notebook with the same
+    code cells): its markdown and raw cells and every cell's tags come from ``staged``; its code
+    cells, with their outputs and papermill metadata, and the cell papermill injected after the
+    parameters cell, from ``executed``. Raises ValueError if the code cells differ."""
+    code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    wanted = [c for c in staged["cells"] if c["cell_type"] == "code"]
+    injected = [c for c in code if "injected-parameters" in c["metadata"].get("tags", [])]
+    ran = [c for c in code if c not in injected]
+    source = lambda c: "".join(c["source"]) if isinstance(c["source"], list) else c["source"]  # noqa: E731
+    if [source(c) for c in ran] != [source(c) for c in wanted]:
+        raise ValueError("the kept notebook's code cells are not the staged notebook's")
+    merged, outputs = [], iter(ran)
+    for cell in staged["cells"]:
+        if cell["cell_type"] != "code":
+            merged.append(cell)
+            continue
+        out = next(outputs)
+        metadata = {k: v for k, v in out["metadata"].items() if k != "tags"}
+        tags = cell["metadata"].get("tags", [])
+        merged.append({**out, "metadata": {**metadata, **({"tags": tags} if tags else {})}})
+        if "parameters" in tags:
+            merged += injected
+    return {**executed, "cells": merged}
+
+
 def shared_inputs(root: Path = PROJECT_ROOT, results: Path | None = None) -> dict[str, str]:
     """The inputs every chapter's key shares, computed once per build."""
     return {
@@ -65,7 +101,7 @@ def chapter_inputs(notebook: Path, parameters: dict, shared: dict[str, str]) -> 
     """What the outputs of ``notebook`` executed with ``parameters`` (those papermill injects,
     and the resolved device) depend on: its own inputs and the build's ``shared`` ones."""
     return {
-        "notebook": digest_file(notebook),
+        "code": digest_code(notebook),
         "parameters": json.dumps(parameters, sort_keys=True),
         **shared,
     }
@@ -106,8 +142,12 @@ class ChapterCache:
         return [name for name in inputs if kept.get(name) != inputs[name]] or ["key"]
 
     def restore(self, rel: str, target: Path) -> dict:
-        """Copy the kept notebook of ``rel`` over ``target``; returns its record."""
-        shutil.copyfile(self._paths(rel)[0], target)
+        """Write the kept notebook of ``rel`` over ``target`` (the staged notebook, whose prose
+        and tags it takes: :func:`merge_prose`); returns its record."""
+        executed = json.loads(self._paths(rel)[0].read_text(encoding="utf-8"))
+        staged = json.loads(target.read_text(encoding="utf-8"))
+        text = json.dumps(merge_prose(executed, staged), indent=1, ensure_ascii=False) + "\n"
+        atomic_write(target, lambda f: f.write(text.encode("utf-8")))
         return self.record(rel)
 
     def store(self, rel: str, executed: Path, inputs: dict[str, str], run: dict) -> None:
