@@ -326,7 +326,7 @@ def write_status(source: Path, runs: list[ChapterRun], preset: str, device: str)
         lines[-1] += (
             f" {len(reused)} of them were reused from an earlier build, whose times "
             f"({sum(run.seconds for run in reused):.1f} s) they show: what they depend on "
-            "(notebook, parameters, gwnlib, pinned packages, committed results) is unchanged."
+            "(code cells, parameters, gwnlib, pinned packages, committed results) is unchanged."
         )
     lines.append("")
     page = source / STATUS_PAGE

@@ -48,9 +48,13 @@ def digest_code(notebook: Path) -> str:
     """SHA-256 over the sources of the code cells of ``notebook``, in order; markdown and raw
     cells, cell metadata and outputs leave it unchanged."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-            for c in cells if c["cell_type"] == "code"]  # fmt: skip
+    code = [_source(c) for c in cells if c["cell_type"] == "code"]
     return hashlib.sha256(json.dumps(code).encode()).hexdigest()
+
+
+def _source(cell: dict) -> str:
+    """A cell's source as one string (nbformat stores a string or a list of lines)."""
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
 def merge_prose(executed: dict, staged: dict) -> dict:
@@ -62,8 +66,7 @@ def merge_prose(executed: dict, staged: dict) -> dict:
     wanted = [c for c in staged["cells"] if c["cell_type"] == "code"]
     injected = [c for c in code if "injected-parameters" in c["metadata"].get("tags", [])]
     ran = [c for c in code if c not in injected]
-    source = lambda c: "".join(c["source"]) if isinstance(c["source"], list) else c["source"]  # noqa: E731
-    if [source(c) for c in ran] != [source(c) for c in wanted]:
+    if [_source(c) for c in ran] != [_source(c) for c in wanted]:
         raise ValueError("the kept notebook's code cells are not the staged notebook's")
     merged, outputs = [], iter(ran)
     for cell in staged["cells"]:
